@@ -1,0 +1,142 @@
+// Package cli is releng's command line: one file per command, each turning
+// flags into options and calling a plain run function. Exit codes are
+// decided in one place (exitCode).
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/project"
+)
+
+// Streams are the standard streams a command uses.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// App is the state shared by every command: global flags and streams.
+type App struct {
+	Streams
+	Version    string
+	Dir        string
+	ConfigFile string
+	JSON       bool
+	Verbose    bool
+	NoColor    bool
+	Log        *slog.Logger
+}
+
+// Execute runs releng with args and returns the process exit code.
+func Execute(args []string, s Streams, version string) int {
+	app := &App{Streams: s, Version: version}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		if msg := err.Error(); msg != "" && !isSilent(err) {
+			fmt.Fprintf(s.Err, "releng: %s\n", msg)
+		}
+	}
+	return exitCode(err)
+}
+
+func (app *App) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "releng",
+		Short: "Cut and publish releases of Nix-built software",
+		Long: `releng cuts and publishes releases of software built with Nix: release
+notes, the tag dance, building the release jobs, and publishing them to a
+binary cache, container registries, S3 buckets and a git remote.
+
+EXIT STATUS
+  0  success
+  1  the operation failed, or a check found problems
+  2  usage or configuration error`,
+		Version:       app.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if _, ok := os.LookupEnv("NO_COLOR"); ok {
+				app.NoColor = true
+			}
+			level := slog.LevelWarn
+			if app.Verbose {
+				level = slog.LevelDebug
+			}
+			app.Log = slog.New(slog.NewTextHandler(app.Err, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see `%s --help`)", err, c.CommandPath())
+	})
+	f := root.PersistentFlags()
+	f.StringVarP(&app.Dir, "dir", "C", "", "run as if releng was started in `DIR` (the project root)")
+	f.StringVar(&app.ConfigFile, "config", "", "configuration `FILE` (default: DIR/releng.toml)")
+	f.BoolVar(&app.JSON, "json", false, "machine-readable output on stdout (shapes in docs/json.md)")
+	f.BoolVarP(&app.Verbose, "verbose", "v", false, "log more on stderr")
+	f.BoolVar(&app.NoColor, "no-color", false, "no colours in output (also NO_COLOR)")
+
+	for _, c := range app.commands() {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// commands is the list of registered commands; a command is listed here
+// only once it works.
+func (app *App) commands() []*cobra.Command {
+	return []*cobra.Command{
+		app.initCommand(),
+		app.statusCommand(),
+	}
+}
+
+// options returns where the project is, from the global flags.
+func (app *App) options() project.Options {
+	return project.Options{Dir: app.Dir, ConfigFile: app.ConfigFile}
+}
+
+// openProject loads releng.toml, the version file and the git repository.
+func (app *App) openProject() (*project.Project, error) {
+	return project.Open(app.options())
+}
+
+// loadConfig loads only releng.toml.
+func (app *App) loadConfig() (*config.Config, error) {
+	return project.LoadConfig(app.options())
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (app *App) printJSON(v any) error {
+	enc := json.NewEncoder(app.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// colour wraps s in the ANSI colour of an environment unless colours are off.
+func (app *App) colour(name, s string) string {
+	codes := map[string]string{"black": "30", "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "white": "37"}
+	code, ok := codes[name]
+	if app.NoColor || !ok {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/releng-project/releng/internal/status"
+)
+
+func (app *App) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the release's version, git state, artifacts and what each environment has",
+		Long: `Show the version, major, official flag and release name, the git state
+(branch, detached, on the release tag), and per environment what is known
+locally. status reads local state only: it never contacts a server or runs
+credentials_command.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := app.openProject()
+			if err != nil {
+				return err
+			}
+			st, err := status.Collect(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if app.JSON {
+				return app.printJSON(st)
+			}
+			return app.printStatus(st)
+		},
+	}
+}
+
+func (app *App) printStatus(st *status.Status) error {
+	w := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "project\t%s\n", st.Name)
+	fmt.Fprintf(w, "version\t%s (major %s)\n", st.Version, st.Major)
+	fmt.Fprintf(w, "release name\t%s\n", st.ReleaseName)
+	fmt.Fprintf(w, "official release\t%v\n", st.OfficialRelease)
+	fmt.Fprintf(w, "pre-release\t%v\n", st.Prerelease)
+	g := st.Git
+	switch {
+	case g.Branch != "":
+		fmt.Fprintf(w, "git\ton branch %s at %s\n", g.Branch, short(g.Head))
+	case g.OnTag:
+		fmt.Fprintf(w, "git\tdetached on tag %s at %s\n", st.Version, short(g.Head))
+	default:
+		fmt.Fprintf(w, "git\tdetached at %s\n", short(g.Head))
+	}
+	if g.Clean {
+		fmt.Fprintf(w, "tree\tclean\n")
+	} else {
+		fmt.Fprintf(w, "tree\tdirty (%d changed tracked files)\n", g.Changed)
+	}
+	if g.TagCommit != "" {
+		fmt.Fprintf(w, "tag %s\tpresent locally at %s\n", st.Version, short(g.TagCommit))
+	} else {
+		fmt.Fprintf(w, "tag %s\tnot created yet\n", st.Version)
+	}
+	for _, e := range st.Environments {
+		key := "no signing key configured"
+		if e.SigningKey != "" {
+			key = "signing key " + e.SigningKey
+			if !e.SigningKeyPresent {
+				key += " (missing)"
+			}
+		}
+		fmt.Fprintf(w, "environment %s\t%s\n", app.colour(e.Colour, e.Name), key)
+	}
+	return w.Flush()
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	if commit == "" {
+		return "(no commits)"
+	}
+	return commit
+}
+

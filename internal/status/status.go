@@ -1,0 +1,86 @@
+// Package status collects what releng knows locally about a release: the
+// version file, the git state, the artifacts and, per environment, what the
+// journal records. It never contacts a server or runs credentials_command.
+package status
+
+import (
+	"context"
+	"os"
+
+	"github.com/releng-project/releng/internal/project"
+)
+
+// Status is the report of `releng status` (its JSON shape is documented in
+// docs/json.md).
+type Status struct {
+	Name            string        `json:"name"`
+	Version         string        `json:"version"`
+	Major           string        `json:"major"`
+	OfficialRelease bool          `json:"official_release"`
+	ReleaseName     string        `json:"release_name"`
+	Prerelease      bool          `json:"prerelease"`
+	Git             Git           `json:"git"`
+	Environments    []Environment `json:"environments"`
+}
+
+// Git is the state of the checkout.
+type Git struct {
+	Branch    string `json:"branch"`
+	Detached  bool   `json:"detached"`
+	Head      string `json:"head"`
+	OnTag     bool   `json:"on_tag"`
+	TagCommit string `json:"tag_commit"`
+	Clean     bool   `json:"clean"`
+	Changed   int    `json:"changed_files"`
+}
+
+// Environment is what is known locally about one environment.
+type Environment struct {
+	Name              string `json:"name"`
+	Colour            string `json:"colour,omitempty"`
+	BuiltIn           bool   `json:"built_in"`
+	SigningKey        string `json:"signing_key,omitempty"`
+	SigningKeyPresent bool   `json:"signing_key_present"`
+}
+
+// Collect gathers the status of p from local state only.
+func Collect(ctx context.Context, p *project.Project) (*Status, error) {
+	v := p.Version
+	st := &Status{
+		Name:            p.Config.Name,
+		Version:         v.Version,
+		Major:           v.Major(),
+		OfficialRelease: v.OfficialRelease,
+		ReleaseName:     v.ReleaseName,
+		Prerelease:      v.IsPrerelease(),
+	}
+	var err error
+	g := &st.Git
+	if g.Branch, err = p.Git.Branch(ctx); err != nil {
+		return nil, err
+	}
+	g.Detached = g.Branch == ""
+	if g.Head, err = p.Git.Head(ctx); err != nil {
+		return nil, err
+	}
+	if g.TagCommit, err = p.Git.TagCommit(ctx, v.Version); err != nil {
+		return nil, err
+	}
+	g.OnTag = g.Head != "" && g.Head == g.TagCommit
+	dirty, err := p.Git.Dirty(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.Clean, g.Changed = len(dirty) == 0, len(dirty)
+
+	for _, name := range p.Config.EnvironmentNames() {
+		e := p.Config.Environments[name]
+		se := Environment{Name: name, Colour: e.Colour, BuiltIn: e.BuiltIn, SigningKey: e.SigningKey}
+		if e.SigningKey != "" {
+			_, err := os.Stat(p.Config.Abs(e.SigningKey))
+			se.SigningKeyPresent = err == nil
+		}
+		st.Environments = append(st.Environments, se)
+	}
+	return st, nil
+}

@@ -1,0 +1,116 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// MinIOVersion is the pinned MinIO the tests use (installed by the README's
+// test command).
+const MinIOVersion = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// MinIO is a running MinIO server.
+type MinIO struct {
+	// Endpoint is host:port.
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Dir       string
+}
+
+func minioBinary() string {
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("GOPATH"), "bin"), filepath.Join(os.Getenv("HOME"), "go", "bin")} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, "minio")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// StartMinIO starts a MinIO server on a random port with its data in a temp
+// dir, stopped when t ends.
+func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	bin := minioBinary()
+	if bin == "" {
+		Missing(t, "minio", "go install "+MinIOVersion)
+	}
+	m := &MinIO{
+		Endpoint:  fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		AccessKey: "releng-test",
+		SecretKey: "releng-test-secret-" + fmt.Sprint(time.Now().UnixNano()),
+		Dir:       t.TempDir(),
+	}
+	console := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cmd := exec.Command(bin, "server", m.Dir, "--address", m.Endpoint, "--console-address", console, "--quiet")
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+m.AccessKey,
+		"MINIO_ROOT_PASSWORD="+m.SecretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	log := startProcess(t, cmd, "minio")
+	waitHTTP(t, "http://"+m.Endpoint+"/minio/health/live", 200, 30*time.Second, log)
+	return m
+}
+
+// URL is the server's base URL.
+func (m *MinIO) URL() string { return "http://" + m.Endpoint }
+
+// Client returns a minio-go client with the root credentials.
+func (m *MinIO) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := minio.New(m.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
+		Secure: false,
+		Region: "us-east-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// MakeBucket creates a bucket; with public it is readable (and listable)
+// anonymously, as a Nix binary cache served over HTTP must be.
+func (m *MinIO) MakeBucket(t testing.TB, name string, public bool) {
+	t.Helper()
+	ctx := context.Background()
+	c := m.Client(t)
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatalf("make bucket %s: %v", name, err)
+	}
+	if public {
+		policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[`+
+			`{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/*"]},`+
+			`{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::%[1]s"]}]}`, name)
+		if err := c.SetBucketPolicy(ctx, name, policy); err != nil {
+			t.Fatalf("make bucket %s public: %v", name, err)
+		}
+	}
+}
+
+// AWSEnv returns environment variables giving the standard AWS chain the
+// server's credentials.
+func (m *MinIO) AWSEnv() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + m.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + m.SecretKey,
+		"AWS_REGION=us-east-1",
+	}
+}
