@@ -83,4 +83,3 @@ func short(commit string) string {
 	}
 	return commit
 }
-
