@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what releng's tests and demo need on a Debian machine with Go:
+# Nix (Debian's nix-bin), the Docker registry, skopeo, umoci, git, python3's
+# packaging (differential version tests) and the pinned MinIO.
+# Idempotent: it installs only what is missing.
+set -euo pipefail
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+
+need=()
+command -v nix-store >/dev/null || need+=(nix-bin)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
+command -v git >/dev/null || need+=(git)
+python3 -c 'import packaging.version' 2>/dev/null || /usr/bin/python3 -c 'import packaging.version' 2>/dev/null || need+=(python3-packaging)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/minio" ] || [ "$(cat "$gobin/.minio-version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+  echo "install-deps: go install github.com/minio/minio@$MINIO_VERSION (about 5 minutes the first time)" >&2
+  GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION"
+  echo "$MINIO_VERSION" > "$gobin/.minio-version"
+fi
