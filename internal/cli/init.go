@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/example"
 	"github.com/releng-project/releng/internal/fsutil"
 )
 
 type initOptions struct {
-	name  string
-	force bool
+	name    string
+	force   bool
+	example bool
 }
 
 func (app *App) initCommand() *cobra.Command {
@@ -24,14 +26,20 @@ func (app *App) initCommand() *cobra.Command {
 		Use:   "init",
 		Short: "Write a commented releng.toml",
 		Long: `Write a commented releng.toml in the project directory (-C DIR, default the
-working directory). name defaults to the directory's name.`,
+working directory). name defaults to the directory's name.
+
+With --example, write instead a small example project that can be released
+end to end with nothing but Nix installed: a flake with no inputs whose
+derivations build with /bin/sh, version.json, release-note fragments, an
+authors file and its releng.toml.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runInit(opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.name, "name", "", "project name (default: the directory's name)")
-	cmd.Flags().BoolVar(&opts.force, "force", false, "overwrite an existing releng.toml")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "overwrite existing files")
+	cmd.Flags().BoolVar(&opts.example, "example", false, "write the example project (flake, fragments, authors file, releng.toml)")
 	return cmd
 }
 
@@ -45,6 +53,21 @@ func (app *App) runInit(opts initOptions) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
+	}
+	if opts.example {
+		if opts.name != "" {
+			return usageErrorf("--example writes the project \"hello\"; it takes no --name")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		paths, err := example.Write(dir, opts.force)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Out, "wrote the example project (%d files) in %s\n", len(paths), dir)
+		fmt.Fprintf(app.Out, "next: git init && git add -A && git commit -m init, then releng prepare, releng tag, releng build\n")
+		return nil
 	}
 	name := opts.name
 	if name == "" {

@@ -106,6 +106,7 @@ func (app *App) commands() []*cobra.Command {
 	return []*cobra.Command{
 		app.initCommand(),
 		app.statusCommand(),
+		app.buildCommand(),
 	}
 }
 

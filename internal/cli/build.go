@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/releng-project/releng/internal/release"
+)
+
+func (app *App) buildCommand() *cobra.Command {
+	var opts release.BuildOptions
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Evaluate and build the release jobs with Nix and lay out release/artifacts",
+		Long: `Evaluate the release jobs ([build] jobs, for --profile), realise them with GC
+roots under release/gcroots, and lay out release/artifacts (source tarball,
+manifest.nix, copy_jobs contents, checksums, SHA256SUMS), release/manual and
+release/build.json. HEAD must be exactly on tag VERSION with a clean tree
+(run releng tag first) unless --no-check-git.
+
+EXIT STATUS
+  0  built; 1  evaluation or build failed; 2  usage or configuration error`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := app.openProject()
+			if err != nil {
+				return err
+			}
+			opts.Log = app.Err
+			rec, err := release.Build(cmd.Context(), p, opts)
+			if err != nil {
+				return err
+			}
+			if app.JSON {
+				return app.printJSON(rec)
+			}
+			for _, f := range rec.Files {
+				fmt.Fprintf(app.Out, "%s  %10d  %s\n", f.SHA256[:12], f.Size, f.Path)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Profile, "profile", "", "build profile (default: build.default_profile)")
+	f.StringVar(&opts.Target, "target", "all", "what to build: all, or manual")
+	f.BoolVar(&opts.NoCheckGit, "no-check-git", false, "build the checkout as it is, without requiring HEAD on the release tag")
+	return cmd
+}

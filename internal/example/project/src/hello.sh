@@ -1,0 +1,3 @@
+#!/bin/sh
+# hello @version@ for @system@
+cat @greeting@

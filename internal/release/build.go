@@ -1,0 +1,281 @@
+// Package release holds releng's release stages — build, and the publishing
+// stages that follow it — each a small function over the project and the
+// artifact record (release/build.json), so that later commands never
+// recompute what an earlier one decided.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/releng-project/releng/internal/artifacts"
+	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/nixbuild"
+	"github.com/releng-project/releng/internal/project"
+)
+
+// BuildOptions are the flags of `releng build`.
+type BuildOptions struct {
+	Profile    string // default: build.default_profile
+	Target     string // "all" (default) or "manual"
+	NoCheckGit bool
+	// NixEnv is appended to the environment of Nix commands.
+	NixEnv []string
+	// Log receives progress lines and Nix's build log.
+	Log io.Writer
+}
+
+// Build evaluates and realises the release jobs and lays out
+// release/artifacts, release/manual and release/build.json (SPEC §7).
+func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifacts.Record, error) {
+	cfg := p.Config
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(logw, "releng: "+format+"\n", args...) }
+
+	profile := opts.Profile
+	if profile == "" {
+		profile = cfg.Build.DefaultProfile
+	}
+	if !contains(cfg.Build.Profiles, profile) {
+		return nil, &config.Error{File: cfg.Path, Msg: fmt.Sprintf("profile %q is not listed in build.profiles %v (pass one of them to --profile, or add it to releng.toml)", profile, cfg.Build.Profiles)}
+	}
+	target := opts.Target
+	if target == "" {
+		target = "all"
+	}
+	if target != "all" && target != "manual" {
+		return nil, &config.Error{Msg: fmt.Sprintf("--target %q: must be \"all\" or \"manual\"", target)}
+	}
+	version := p.Version.Version
+	commit, err := p.Git.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.NoCheckGit {
+		if err := checkOnTag(ctx, p, commit); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.Git.Exclude(ctx, "/"+strings.Trim(cfg.ReleaseDir, "/")+"/"); err != nil {
+		return nil, err
+	}
+
+	vars := p.Vars()
+	vars["profile"] = profile
+	installable, err := config.Expand(cfg.Build.Jobs, vars)
+	if err != nil {
+		return nil, &config.Error{File: cfg.Path, Msg: "build.jobs: " + err.Error()}
+	}
+	nix := &nixbuild.Nix{Dir: p.Root, Env: opts.NixEnv, Log: logw}
+	say("evaluating %s", installable)
+	jobs, err := nix.Evaluate(ctx, installable, nixbuild.Evaluator(cfg.Build.Evaluator), max(cfg.Build.MaxJobs, 1))
+	if err != nil {
+		return nil, err
+	}
+	manualJob := findJob(jobs, cfg.Build.Manual.Job)
+	if target == "manual" {
+		if manualJob == nil {
+			return nil, fmt.Errorf("build.manual.job %q is not one of the jobs of %s (%s)", cfg.Build.Manual.Job, installable, attrs(jobs))
+		}
+		jobs = []nixbuild.Job{*manualJob}
+	}
+
+	releaseDir := p.ReleaseDir()
+	if err := clearReleaseDir(releaseDir); err != nil {
+		return nil, err
+	}
+	say("building %d jobs", len(jobs))
+	if err := nix.Realise(ctx, jobs, nixbuild.RealiseOptions{MaxJobs: cfg.Build.MaxJobs, Cores: cfg.Build.Cores, GCRoots: filepath.Join(releaseDir, "gcroots")}); err != nil {
+		return nil, err
+	}
+
+	staging, err := os.MkdirTemp(releaseDir, ".staging-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(staging)
+
+	rec := &artifacts.Record{
+		Name: cfg.Name, Version: version, Major: p.Version.Major(), OfficialRelease: p.Version.OfficialRelease,
+		Profile: profile, Target: target, Commit: commit, Jobs: jobs,
+	}
+	// The manual.
+	if manualJob != nil {
+		out, ok := manualJob.Outputs[cfg.Build.Manual.Output]
+		if !ok {
+			return nil, fmt.Errorf("build.manual: job %s has no output %q (it has: %s)", manualJob.Attr, cfg.Build.Manual.Output, outputNames(manualJob))
+		}
+		src := filepath.Join(out, cfg.Build.Manual.Path)
+		if st, err := os.Stat(src); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("build.manual: %s does not exist or is not a directory (check build.manual.path %q in releng.toml)", src, cfg.Build.Manual.Path)
+		}
+		if err := artifacts.CopyTree(src, filepath.Join(staging, "manual")); err != nil {
+			return nil, err
+		}
+	} else if target == "all" {
+		say("warning: build.manual.job %q is not a job of %s: no manual", cfg.Build.Manual.Job, installable)
+	}
+
+	if target == "all" {
+		if err := layoutArtifacts(ctx, p, jobs, staging, rec); err != nil {
+			return nil, err
+		}
+	}
+	// Move the finished trees into place, then write the record last.
+	for _, top := range []string{"artifacts", "manual"} {
+		if _, err := os.Stat(filepath.Join(staging, top)); err == nil {
+			if err := os.Rename(filepath.Join(staging, top), filepath.Join(releaseDir, top)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, top := range []string{"artifacts", "manual"} {
+		files, err := artifacts.RecordTree(releaseDir, top)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		rec.Files = append(rec.Files, files...)
+	}
+	if err := rec.Save(releaseDir); err != nil {
+		return nil, err
+	}
+	say("wrote %s (%d files)", filepath.Join(releaseDir, artifacts.RecordFile), len(rec.Files))
+	return rec, nil
+}
+
+func layoutArtifacts(ctx context.Context, p *project.Project, jobs []nixbuild.Job, staging string, rec *artifacts.Record) error {
+	cfg := p.Config
+	name, version := cfg.Name, p.Version.Version
+	rec.VersionDir = filepath.ToSlash(filepath.Join("artifacts", name, name+"-"+version))
+	versionDir := filepath.Join(staging, filepath.FromSlash(rec.VersionDir))
+	if err := os.MkdirAll(versionDir, 0o755); err != nil {
+		return err
+	}
+	// Source tarball of the checked-out commit (the tag).
+	tarball := filepath.Join(versionDir, name+"-"+version+".tar.gz")
+	if err := p.Git.Run(ctx, "archive", "--format=tar.gz", "--prefix="+name+"-"+version+"/", "-o", tarball, "HEAD"); err != nil {
+		return fmt.Errorf("source tarball: %w", err)
+	}
+	// manifest.nix from the manifest jobs' out outputs.
+	rec.Manifest = map[string]string{}
+	prefix := cfg.Build.ManifestJobs + "."
+	for _, j := range jobs {
+		if strings.HasPrefix(j.Attr, prefix) && !strings.Contains(j.Attr[len(prefix):], ".") {
+			rec.Manifest[j.Attr[len(prefix):]] = j.Outputs["out"]
+		}
+	}
+	if len(rec.Manifest) == 0 {
+		return fmt.Errorf("build.manifest_jobs %q: no job at %s<system> (jobs: %s)", cfg.Build.ManifestJobs, prefix, attrs(jobs))
+	}
+	manifest := artifacts.ManifestNix(name, version, rec.Manifest)
+	if err := os.WriteFile(filepath.Join(versionDir, "manifest.nix"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	// Contents of the copy jobs.
+	for _, cj := range cfg.Build.CopyJobs {
+		j := findJob(jobs, cj)
+		if j == nil {
+			return fmt.Errorf("build.copy_jobs names %q, which is not a job of this profile (jobs: %s)", cj, attrs(jobs))
+		}
+		if err := artifacts.CopyTree(j.Outputs["out"], versionDir); err != nil {
+			return fmt.Errorf("copy job %s: %w", cj, err)
+		}
+	}
+	if err := artifacts.WriteChecksums(versionDir); err != nil {
+		return err
+	}
+	// The root manifest.nix, the `nix upgrade-nix` pointer.
+	return os.WriteFile(filepath.Join(staging, "artifacts", "manifest.nix"), []byte(manifest), 0o644)
+}
+
+// checkOnTag requires HEAD to be exactly on tag VERSION with a clean tree.
+func checkOnTag(ctx context.Context, p *project.Project, head string) error {
+	v := p.Version.Version
+	tagCommit, err := p.Git.TagCommit(ctx, v)
+	if err != nil {
+		return err
+	}
+	if tagCommit == "" {
+		return fmt.Errorf("tag %s does not exist: run `releng tag` first (or pass --no-check-git to build the checkout as it is)", v)
+	}
+	if tagCommit != head {
+		return fmt.Errorf("HEAD (%s) is not on tag %s (%s): run `git checkout %s` (or pass --no-check-git)", short(head), v, short(tagCommit), v)
+	}
+	dirty, err := p.Git.Dirty(ctx)
+	if err != nil {
+		return err
+	}
+	if len(dirty) > 0 {
+		return fmt.Errorf("the work tree has changes to tracked files (%s): commit or stash them (or pass --no-check-git)", strings.Join(dirty, "; "))
+	}
+	return nil
+}
+
+// clearReleaseDir empties the release directory except state/ and local/.
+func clearReleaseDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "state" || e.Name() == config.LocalDir {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("clear %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+func findJob(jobs []nixbuild.Job, attr string) *nixbuild.Job {
+	for i := range jobs {
+		if jobs[i].Attr == attr {
+			return &jobs[i]
+		}
+	}
+	return nil
+}
+
+func attrs(jobs []nixbuild.Job) string {
+	var a []string
+	for _, j := range jobs {
+		a = append(a, j.Attr)
+	}
+	return strings.Join(a, ", ")
+}
+
+func outputNames(j *nixbuild.Job) string {
+	var o []string
+	for k := range j.Outputs {
+		o = append(o, k)
+	}
+	return strings.Join(o, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
