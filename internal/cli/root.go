@@ -136,8 +136,18 @@ func (app *App) printJSON(v any) error {
 func (app *App) colour(name, s string) string {
 	codes := map[string]string{"black": "30", "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "white": "37"}
 	code, ok := codes[name]
-	if app.NoColor || !ok {
+	if app.NoColor || !ok || !isTerminal(app.Out) {
 		return s
 	}
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -61,6 +61,18 @@ func (app *App) printStatus(st *status.Status) error {
 	} else {
 		fmt.Fprintf(w, "tag %s\tnot created yet\n", st.Version)
 	}
+	a := st.Artifacts
+	switch {
+	case !a.Built:
+		fmt.Fprintf(w, "artifacts\t%s\n", a.RecordNote)
+	case a.Matches:
+		fmt.Fprintf(w, "artifacts\t%s, profile %s: %d files, %d bytes, matching build.json\n", a.Version, a.Profile, a.Files, a.Bytes)
+	default:
+		fmt.Fprintf(w, "artifacts\t%s, profile %s: %d files, %d differ from build.json\n", a.Version, a.Profile, a.Files, len(a.Problems))
+		for _, pr := range a.Problems {
+			fmt.Fprintf(w, "\t  %s: %s\n", pr.Path, pr.What)
+		}
+	}
 	for _, e := range st.Environments {
 		key := "no signing key configured"
 		if e.SigningKey != "" {

@@ -20,6 +20,7 @@ type Status struct {
 	ReleaseName     string        `json:"release_name"`
 	Prerelease      bool          `json:"prerelease"`
 	Git             Git           `json:"git"`
+	Artifacts       Artifacts     `json:"artifacts"`
 	Environments    []Environment `json:"environments"`
 }
 
@@ -82,5 +83,6 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		}
 		st.Environments = append(st.Environments, se)
 	}
+	st.Artifacts = collectArtifacts(p.ReleaseDir())
 	return st, nil
 }
