@@ -1,9 +1,11 @@
 package nixbuild
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,7 +59,12 @@ func (n *Nix) Realise(ctx context.Context, jobs []Job, opts RealiseOptions) erro
 	if opts.Cores > 0 {
 		args = append(args, "--cores", fmt.Sprint(opts.Cores))
 	}
-	if _, err := n.run(ctx, nil, "nix-store", args...); err != nil {
+	// The named roots are added below, once every output exists.
+	quiet := *n
+	if n.Log != nil {
+		quiet.Log = &dropLines{w: n.Log, drop: "you did not specify '--add-root'"}
+	}
+	if _, err := quiet.run(ctx, nil, "nix-store", args...); err != nil {
 		var ce *CommandError
 		if errors.As(err, &ce) {
 			be := &BuildError{Tail: ce.Tail}
@@ -93,4 +100,28 @@ func (n *Nix) Realise(ctx context.Context, jobs []Job, opts RealiseOptions) erro
 		}
 	}
 	return nil
+}
+
+// dropLines forwards writes to w, leaving out lines that contain drop.
+type dropLines struct {
+	w       io.Writer
+	drop    string
+	partial []byte
+}
+
+func (d *dropLines) Write(p []byte) (int, error) {
+	d.partial = append(d.partial, p...)
+	for {
+		i := bytes.IndexByte(d.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := d.partial[:i+1]
+		if !bytes.Contains(line, []byte(d.drop)) {
+			if _, err := d.w.Write(line); err != nil {
+				return len(p), err
+			}
+		}
+		d.partial = d.partial[i+1:]
+	}
 }

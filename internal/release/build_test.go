@@ -241,3 +241,53 @@ func TestEvaluatorNixEvalJobs(t *testing.T) {
 		t.Errorf("jobs from nix-eval-jobs: %d, from nix eval: %d", len(rec.Jobs), len(jobs))
 	}
 }
+
+func TestBuildTargetManual(t *testing.T) {
+	r, nix := exampleRepo(t, nil)
+	rec, log, err := build(t, r, nix, BuildOptions{Target: "manual"})
+	if err != nil {
+		t.Fatalf("build --target manual: %v\n%s", err, log)
+	}
+	rel := filepath.Join(r.Dir, "release")
+	if _, err := os.Stat(filepath.Join(rel, "artifacts")); !os.IsNotExist(err) {
+		t.Errorf("--target manual wrote artifacts: %v", err)
+	}
+	if len(rec.Jobs) != 1 || rec.Jobs[0].Attr != "build.x86_64-linux" || rec.Target != "manual" {
+		t.Errorf("record: target %s, jobs %+v", rec.Target, rec.Jobs)
+	}
+	if len(rec.Files) != 2 || !strings.HasPrefix(rec.Files[0].Path, "manual/") {
+		t.Errorf("files: %+v", rec.Files)
+	}
+	if strings.Contains(log, "--add-root") {
+		t.Errorf("log carries Nix's --add-root warning:\n%s", log)
+	}
+}
+
+func TestBuildRefusesOffTag(t *testing.T) {
+	r, nix := exampleRepo(t, nil)
+	r.Git("checkout", "-q", "main")
+	r.Write("extra.txt", "x")
+	r.CommitAll("after the tag")
+	_, _, err := build(t, r, nix, BuildOptions{})
+	if err == nil || !strings.Contains(err.Error(), "is not on tag 1.0.0") {
+		t.Errorf("build off the tag: %v", err)
+	}
+	r.Git("checkout", "-q", "1.0.0")
+	r.Write("version.json", strings.Replace(mustRead(t, filepath.Join(r.Dir, "version.json")), "First Light", "Changed", 1))
+	_, _, err = build(t, r, nix, BuildOptions{})
+	if err == nil || !strings.Contains(err.Error(), "changes to tracked files") {
+		t.Errorf("build with a dirty tree: %v", err)
+	}
+	if _, _, err := build(t, r, nix, BuildOptions{NoCheckGit: true}); err != nil {
+		t.Errorf("--no-check-git: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
