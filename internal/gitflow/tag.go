@@ -280,6 +280,7 @@ func (t *tagRun) rollback(ctx context.Context) (undone, left []string) {
 	fail := func(what string, err error, fix string) {
 		left = append(left, fmt.Sprintf("%s: %v; %s", what, firstLine(err), fix))
 	}
+	changedFile := !t.versionFileIsOriginal()
 	if !t.merging && r.MergeInProgress(ctx) {
 		if err := r.MergeAbort(ctx); err != nil {
 			fail("abort the unfinished merge", err, "run `git merge --abort`")
@@ -322,13 +323,30 @@ func (t *tagRun) rollback(ctx context.Context) (undone, left []string) {
 			undone = append(undone, "checked out "+t.branch+" again (HEAD was detached)")
 		}
 	}
-	// The version file: back to the bytes it had.
-	if cur, err := os.ReadFile(t.vf.Path); err != nil || !bytes.Equal(cur, t.origVersion) {
+	// The index and the version file: a checkout that failed halfway may
+	// have updated them without moving HEAD. With a clean start a hard
+	// reset loses nothing; otherwise only the version file is put back.
+	if b, _ := r.Branch(ctx); b == t.branch {
+		var err error
+		if t.clean {
+			err = r.Run(ctx, "reset", "-q", "--hard", "HEAD")
+		} else {
+			err = r.Run(ctx, "reset", "-q", "HEAD", "--", t.rel)
+		}
+		if err != nil {
+			fail("reset the index", err, "run `git reset -- "+t.rel+"`")
+		}
+	}
+	// The version file: back to the bytes it had (the forced checkout
+	// usually did it already).
+	if !t.versionFileIsOriginal() {
 		if err := fsutil.WriteFileAtomic(t.vf.Path, t.origVersion, 0o644); err != nil {
 			fail("restore "+t.rel, err, "run `git checkout -- "+t.rel+"`")
-		} else {
-			undone = append(undone, "restored "+t.rel)
+			changedFile = false
 		}
+	}
+	if changedFile {
+		undone = append(undone, "restored "+t.rel+" (official_release back to false)")
 	}
 	// prev-branch.
 	if t.prevFile != "" {
@@ -358,6 +376,11 @@ func firstLine(err error) string {
 		return s[:i]
 	}
 	return s
+}
+
+func (t *tagRun) versionFileIsOriginal() bool {
+	cur, err := os.ReadFile(t.vf.Path)
+	return err == nil && bytes.Equal(cur, t.origVersion)
 }
 
 // ExcludeReleaseDir adds the release directory to .git/info/exclude

@@ -28,7 +28,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("git %s: %v", strings.Join(e.Args, " "), e.Err)
+	msg := fmt.Sprintf("git %s: %v", showArgs(e.Args), e.Err)
 	if t := tail(e.Stderr, 15); t != "" {
 		msg += "\n" + t
 	}
@@ -36,6 +36,22 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// showArgs renders an argv for an error: messages cut to their first
+// line, arguments with spaces quoted.
+func showArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if first, _, multi := strings.Cut(a, "\n"); multi {
+			a = first + "…"
+		}
+		if strings.ContainsAny(a, " \t\"'") || a == "" {
+			a = fmt.Sprintf("%q", a)
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
