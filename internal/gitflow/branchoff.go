@@ -103,10 +103,6 @@ func BranchOff(ctx context.Context, p *project.Project, opts BranchOffOptions) (
 		return nil, err
 	}
 	res.From = from
-	if from == branch {
-		return nil, &BranchOffError{Msg: fmt.Sprintf("%s was released from %s itself", v, branch),
-			Fix: "branch-off is for a new major release made on " + p.Config.Git.MainBranch}
-	}
 	m, err := DetectMaintenance(ctx, p)
 	if err != nil {
 		return nil, err
@@ -114,6 +110,10 @@ func BranchOff(ctx context.Context, p *project.Project, opts BranchOffOptions) (
 	if m.Maintenance {
 		return nil, &BranchOffError{Msg: fmt.Sprintf("%s is a maintenance release (%s has the newer %s)", v, m.MainRef, m.NewestOnMain),
 			Fix: "branch-off is for a new major release; maintenance branches already exist"}
+	}
+	if from == branch {
+		return nil, &BranchOffError{Msg: fmt.Sprintf("%s was released from %s itself", v, branch),
+			Fix: "branch-off is for a new major release made on " + p.Config.Git.MainBranch}
 	}
 	if res.Commit, err = findMerge(ctx, repo, from, tagCommit); err != nil {
 		return nil, err
