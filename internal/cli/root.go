@@ -107,6 +107,8 @@ func (app *App) commands() []*cobra.Command {
 		app.initCommand(),
 		app.statusCommand(),
 		app.buildCommand(),
+		app.tagCommand(),
+		app.branchOffCommand(),
 	}
 }
 

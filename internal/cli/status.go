@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,25 @@ func (app *App) printStatus(st *status.Status) error {
 		fmt.Fprintf(w, "tag %s\tpresent locally at %s\n", st.Version, short(g.TagCommit))
 	} else {
 		fmt.Fprintf(w, "tag %s\tnot created yet\n", st.Version)
+	}
+	switch {
+	case !g.RemoteFetched:
+		fmt.Fprintf(w, "tag on %s\tunknown (no remote-tracking refs; run `git fetch %s`)\n", g.Remote, g.Remote)
+	case g.TagOnRemote:
+		fmt.Fprintf(w, "tag on %s\tpresent (as of the last fetch)\n", g.Remote)
+	default:
+		fmt.Fprintf(w, "tag on %s\tnot seen (as of the last fetch)\n", g.Remote)
+	}
+	switch {
+	case g.MainRef == "":
+		fmt.Fprintf(w, "maintenance\tno (%s's main branch was never fetched: nothing to compare with)\n", g.Remote)
+	case g.Maintenance:
+		fmt.Fprintf(w, "maintenance\tyes: %s has the newer %s (no latest tag, stable alias or root manifest.nix)\n", strings.TrimPrefix(g.MainRef, "refs/remotes/"), g.NewestOnMain)
+	default:
+		fmt.Fprintf(w, "maintenance\tno\n")
+	}
+	if g.PrevBranch != "" {
+		fmt.Fprintf(w, "tagged from\t%s\n", g.PrevBranch)
 	}
 	a := st.Artifacts
 	switch {

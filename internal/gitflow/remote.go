@@ -129,3 +129,41 @@ func dedup(s []string) []string {
 	}
 	return out
 }
+
+// RemoteTagInfo is what local refs say about tag VERSION on [git].remote.
+type RemoteTagInfo struct {
+	// Remote is [git].remote.
+	Remote string `json:"remote"`
+	// Fetched is set when the remote has remote-tracking refs here.
+	Fetched bool `json:"fetched"`
+	// Present is set when the tag's commit is in the history of one of
+	// them, i.e. the remote had it at the last fetch.
+	Present bool `json:"present"`
+}
+
+// TagOnRemoteLocally answers "is tag VERSION on the remote?" without
+// contacting it (for `releng status`, SPEC §2): from the remote-tracking
+// refs refs/remotes/REMOTE/*, as of the last `git fetch`. `releng tag`
+// asks the remote itself (git ls-remote) instead.
+func TagOnRemoteLocally(ctx context.Context, p *project.Project, tagCommit string) (*RemoteTagInfo, error) {
+	remote, err := remoteName(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	info := &RemoteTagInfo{Remote: remote}
+	prefix := "refs/remotes/" + remote + "/"
+	refs, err := p.Git.RefsUnder(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	info.Fetched = len(refs) > 0
+	if !info.Fetched || tagCommit == "" {
+		return info, nil
+	}
+	containing, err := p.Git.RefsContaining(ctx, prefix, tagCommit)
+	if err != nil {
+		return nil, err
+	}
+	info.Present = len(containing) > 0
+	return info, nil
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 
+	"github.com/releng-project/releng/internal/gitflow"
 	"github.com/releng-project/releng/internal/project"
 )
 
@@ -33,6 +34,19 @@ type Git struct {
 	TagCommit string `json:"tag_commit"`
 	Clean     bool   `json:"clean"`
 	Changed   int    `json:"changed_files"`
+	// PrevBranch is the branch `releng tag` started from ("" before it ran).
+	PrevBranch string `json:"prev_branch"`
+	// Remote is [git].remote; RemoteFetched says it has remote-tracking
+	// refs, TagOnRemote that the tag's commit is in their history: local
+	// knowledge as of the last fetch, status never contacts the remote.
+	Remote        string `json:"remote"`
+	RemoteFetched bool   `json:"remote_fetched"`
+	TagOnRemote   bool   `json:"tag_on_remote"`
+	// Maintenance is SPEC §6.3 (from REMOTE/main_branch as of the last
+	// fetch); NewestOnMain is the newest version tag there.
+	Maintenance  bool   `json:"maintenance"`
+	MainRef      string `json:"main_ref"`
+	NewestOnMain string `json:"newest_on_main"`
 }
 
 // Environment is what is known locally about one environment.
@@ -73,6 +87,9 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		return nil, err
 	}
 	g.Clean, g.Changed = len(dirty) == 0, len(dirty)
+	if err := collectGitFlow(ctx, p, g); err != nil {
+		return nil, err
+	}
 
 	for _, name := range p.Config.EnvironmentNames() {
 		e := p.Config.Environments[name]
@@ -85,4 +102,24 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 	}
 	st.Artifacts = collectArtifacts(p.ReleaseDir())
 	return st, nil
+}
+
+// collectGitFlow adds the release-flow facts: remembered branch, the tag on
+// the remote and maintenance, all from local refs.
+func collectGitFlow(ctx context.Context, p *project.Project, g *Git) error {
+	var err error
+	if g.PrevBranch, err = gitflow.PrevBranch(p); err != nil {
+		return err
+	}
+	rt, err := gitflow.TagOnRemoteLocally(ctx, p, g.TagCommit)
+	if err != nil {
+		return err
+	}
+	g.Remote, g.RemoteFetched, g.TagOnRemote = rt.Remote, rt.Fetched, rt.Present
+	m, err := gitflow.DetectMaintenance(ctx, p)
+	if err != nil {
+		return err
+	}
+	g.Maintenance, g.MainRef, g.NewestOnMain = m.Maintenance, m.MainRef, m.NewestOnMain
+	return nil
 }
