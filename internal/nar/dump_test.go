@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
+var (
+	update          = flag.Bool("update", false, "rewrite golden files in testdata")
+	updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the FuzzReader seed corpus from nix-store --dump")
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()

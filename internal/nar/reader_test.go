@@ -115,7 +115,7 @@ var hostileNARs = []struct {
 	{"empty input", nil, "truncated"},
 	{"wrong magic", toks("nix-archive-2", tFile("x")), `expected "nix-archive-1"`},
 	{"huge magic length", toks(u64(1<<62), raw("nix-arch")), "string of 4611686018427387904 bytes"},
-	{"max length", toks(u64(1<<64-1)), "string of 18446744073709551615 bytes"},
+	{"max length", toks(u64(1<<64 - 1)), "string of 18446744073709551615 bytes"},
 	{"bad padding after magic", toks(u64(13), raw("nix-archive-1\x00\x01\x00")), "non-zero padding"},
 	{"bad padding after contents", toks("nix-archive-1", "(", "type", "regular", "contents", u64(3), raw("abc\x00\x00\x00\x00\x07"), ")"), "non-zero padding"},
 	{"bad padding in name", toks("nix-archive-1", "(", "type", "directory", "entry", "(", "name", u64(1), raw("a\x00\x00\x00\x00\x00\x00\x01")), "non-zero padding"},

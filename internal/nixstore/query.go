@@ -17,6 +17,9 @@ type Nix struct {
 	Env []string
 	// StoreDir is the store directory; DefaultStoreDir if empty.
 	StoreDir string
+	// Store is passed as --store (e.g. a binary cache URI); the default
+	// store if empty.
+	Store string
 }
 
 // PathInfo runs `nix path-info --json` on paths (with --recursive, their
@@ -34,6 +37,9 @@ func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]P
 	if recursive {
 		args = append(args, "--recursive")
 	}
+	if n.Store != "" {
+		args = append(args, "--store", n.Store)
+	}
 	args = append(args, "--")
 	args = append(args, paths...)
 	cmd := exec.CommandContext(ctx, command, args...)
@@ -44,6 +50,9 @@ func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]P
 	name := command + " path-info --json"
 	if recursive {
 		name += " --recursive"
+	}
+	if n.Store != "" {
+		name += " --store " + n.Store
 	}
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
