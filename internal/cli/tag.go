@@ -83,15 +83,20 @@ func (app *App) printTagResult(ctx context.Context, p *project.Project, res *git
 	fmt.Fprintf(out, "  release commit  %s  (official_release = true; tag %s points here)\n", short(res.ReleaseCommit), res.Version)
 	fmt.Fprintf(out, "  merge commit    %s  on %s (-s ours: %s's tree is unchanged)\n", short(res.MergeCommit), res.Branch, res.Branch)
 	fmt.Fprintf(out, "  HEAD            detached at %s\n", res.Version)
-	fmt.Fprintf(out, "next:\n")
-	fmt.Fprintf(out, "  releng build     build the release artifacts from this tag\n")
-	fmt.Fprintf(out, "  releng upload    publish them, with the tag\n")
+	next := [][2]string{
+		{"releng build", "build the release artifacts from this tag"},
+		{"releng upload", "publish them, with the tag"},
+	}
 	if m, err := gitflow.DetectMaintenance(ctx, p); err == nil && !m.Maintenance && !p.Version.IsPrerelease() {
 		if b, err := gitflow.ReleaseBranch(ctx, p); err == nil && b != res.Branch {
 			if c, _ := p.Git.RevParse(ctx, "refs/heads/"+b); c == "" {
-				fmt.Fprintf(out, "  releng branch-off  if this is a new major release: create %s for its maintenance releases\n", b)
+				next = append(next, [2]string{"releng branch-off", "if this is a new major release: create " + b + " for its maintenance releases"})
 			}
 		}
 	}
-	fmt.Fprintf(out, "  git switch %s  when done (remembered in release/state/%s)\n", res.Branch, gitflow.PrevBranchFile)
+	next = append(next, [2]string{"git switch " + res.Branch, "when done (remembered in release/state/" + gitflow.PrevBranchFile + ")"})
+	fmt.Fprintf(out, "next:\n")
+	for _, n := range next {
+		fmt.Fprintf(out, "  %-20s %s\n", n[0], n[1])
+	}
 }
