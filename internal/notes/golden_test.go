@@ -3,7 +3,6 @@ package notes_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,8 +15,6 @@ import (
 	"github.com/releng-project/releng/internal/project"
 	"github.com/releng-project/releng/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files of the cases releng builds itself (testdata/pointrelease)")
 
 // fixturesDir is the copy of ../shared/fixtures/release-notes kept in
 // testdata, so the tests do not depend on the shared tree. With
@@ -210,4 +207,24 @@ func quote(s string, present bool) string {
 		return "(end of file)"
 	}
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\t", `\t`), "\r", `\r`) + "⏎"
+}
+
+// TestGoldenPointRelease prepares 2.92.1 on top of the 2.92.0 output
+// (testdata/pointrelease/README.md): the major header stays, the new section
+// goes above the old one, SUMMARY.md is not touched.
+func TestGoldenPointRelease(t *testing.T) {
+	c := filepath.Join("testdata", "pointrelease")
+	frags := fragmentsIn(t, filepath.Join(c, "input", "doc", "manual", "rl-next"))
+	r, res := prepareCase(t, c, readFile(t, filepath.Join(c, "notes.toml")), strings.TrimSpace(readFile(t, filepath.Join(c, "date"))))
+	for _, f := range []string{"doc/manual/src/SUMMARY.md", "doc/manual/src/release-notes/rl-2.92.md"} {
+		want := readFile(t, filepath.Join(c, "expected", f))
+		got := readFile(t, filepath.Join(r.Dir, f))
+		if got != want {
+			t.Errorf("%s differs from the expected file:\n%s", f, firstDiff(got, want))
+		}
+	}
+	checkCommit(t, r, "2.92.1", frags, []string{"M\tdoc/manual/src/release-notes/rl-2.92.md"})
+	if res.Summary != "" {
+		t.Errorf("summary updated for a point release: %q", res.Summary)
+	}
 }
