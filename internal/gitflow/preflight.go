@@ -204,6 +204,9 @@ func Preflight(ctx context.Context, p *project.Project, opts TagOptions) error {
 			if err != nil {
 				return err
 			}
+			if !has && opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "note: no git remote %q here ([git] remote): not checking whether tag %s exists there\n", remote, v)
+			}
 			if has {
 				refs, err := repo.LsRemote(ctx, remote, "refs/tags/"+v)
 				switch {

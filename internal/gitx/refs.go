@@ -219,9 +219,9 @@ func (r *Repo) MergeAbort(ctx context.Context) error {
 // SwitchBranch checks out a branch; force throws away local changes.
 // branch must have passed CheckRefName.
 func (r *Repo) SwitchBranch(ctx context.Context, branch string, force bool) error {
-	// "refs/heads/X" would detach; checkout needs the short name, and
-	// --end-of-options... is not accepted by checkout in every git we
-	// support, so the name is validated by the caller instead.
+	// checkout needs the short name ("refs/heads/X" would detach), so it
+	// is validated here; the trailing "--" makes git read it as a branch,
+	// never as a path.
 	if err := ValidateRefName("branch", branch); err != nil {
 		return err
 	}
