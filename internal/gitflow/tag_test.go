@@ -369,3 +369,18 @@ func TestTagNoCheckGitDirty(t *testing.T) {
 		t.Errorf("status %q, want the README change kept", st)
 	}
 }
+
+func TestTagCustomTrailer(t *testing.T) {
+	r := newRepo(t, "2.93.0")
+	r.Write("releng.toml", testToml+"[git]\ncommit_trailer = \"Released-by: the release team\"\n")
+	r.CommitAll("trailer")
+	res := tagRelease(t, r)
+	for _, c := range []string{res.ReleaseCommit, res.MergeCommit} {
+		if msg := r.Git("log", "-1", "--format=%B", c); !strings.HasSuffix(msg, "\n\nReleased-by: the release team") {
+			t.Errorf("commit %s message %q lacks the trailer", c, msg)
+		}
+	}
+	if tr := r.Git("log", "-1", "--format=%(trailers:key=Released-by,valueonly)", res.MergeCommit); tr != "the release team" {
+		t.Errorf("git does not read it as a trailer: %q", tr)
+	}
+}
