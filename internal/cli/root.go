@@ -109,6 +109,8 @@ func (app *App) commands() []*cobra.Command {
 		app.buildCommand(),
 		app.tagCommand(),
 		app.branchOffCommand(),
+		app.notesCommand(),
+		app.prepareCommand(),
 	}
 }
 

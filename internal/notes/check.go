@@ -161,7 +161,7 @@ func check(in *Input) (*Report, [][]*entry) {
 		for _, f := range d.Fragments {
 			r.Fragments++
 			add(f.Problems...)
-			if f.hasErrors() {
+			if !f.keys {
 				continue
 			}
 			e, ps := resolve(f, in.Settings, in.Authors)
@@ -174,7 +174,7 @@ func check(in *Input) (*Report, [][]*entry) {
 					synopses[f.Synopsis] = first{f.Path, f.Line()}
 				}
 			}
-			if len(ps) == 0 {
+			if len(ps) == 0 && !f.hasErrors() {
 				es = append(es, e)
 			}
 		}

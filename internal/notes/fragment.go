@@ -33,10 +33,13 @@ type Fragment struct {
 	Problems []Problem
 
 	// front matter values, for resolve (nil: absent)
-	category                    *yvalue
-	issues, prs, cls, credits   []*yvalue
-	hasIssues, hasPRs, hasCLs   bool
-	synopsisLine, fmLine, lines int
+	category                  *yvalue
+	issues, prs, cls, credits []*yvalue
+	hasIssues, hasPRs, hasCLs bool
+	synopsisLine, fmLine      int
+	// keys is true once the front matter was read as a mapping: its values
+	// can then be checked even when something else is wrong.
+	keys bool
 }
 
 // Line returns the line of the synopsis (or of the front matter) for messages.
@@ -175,6 +178,7 @@ func (f *Fragment) readFrontMatter(fm *yvalue, off int) {
 		f.errorf(off+fm.line, "the front matter is %s, not a mapping of keys (write `synopsis: \"What changed\"` and the other keys, one per line)", fm.kind.describe())
 		return
 	}
+	f.keys = true
 	for _, d := range fm.dups {
 		f.problem(off+d.key.line, Warning, "key %s is given twice; the last one is used", d.key.s)
 	}
@@ -200,7 +204,7 @@ func (f *Fragment) readFrontMatter(fm *yvalue, off int) {
 		case v.kind == ySeq || v.kind == yMap:
 			f.errorf(f.synopsisLine, "synopsis is %s; it must be text", v.kind.describe())
 		default:
-			f.errorf(f.synopsisLine, "synopsis is %s (%s), not text: quote it, e.g. `synopsis: %s`", v.kind.describe(), v.s, yamlQuote(v.src))
+			f.errorf(f.synopsisLine, "synopsis is %s, not text: quote it, e.g. `synopsis: %s`", describeValue(v), yamlQuote(v.src))
 		}
 	}
 	if p, ok := fm.get("category"); ok {
@@ -295,13 +299,17 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// describeValue says what a value is, for messages.
+// describeValue says what a value is, for messages: text quoted, other
+// scalars as written with what YAML made of them.
 func describeValue(v *yvalue) string {
 	switch v.kind {
 	case yStr:
 		return fmt.Sprintf("%q", v.s)
 	case ySeq, yMap, yNull:
 		return v.kind.describe()
+	}
+	if v.src != "" && v.src != v.s {
+		return fmt.Sprintf("%s (%s, %s)", v.src, v.kind.describe(), v.s)
 	}
 	return fmt.Sprintf("%s (%s)", v.s, v.kind.describe())
 }

@@ -115,7 +115,7 @@ func CreateFragment(dir string, o NewOptions, s *Settings, a *Authors) (string, 
 	text := NewFragmentText(o, s.DefaultCategory)
 	f := ParseFragment(path, []byte(text))
 	probs := f.Problems
-	if !f.hasErrors() {
+	if f.keys {
 		_, ps := resolve(f, s, a)
 		probs = append(probs, ps...)
 	}
