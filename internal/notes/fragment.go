@@ -91,35 +91,20 @@ func ParseFragment(path string, data []byte) *Fragment {
 		return f
 	}
 	text := string(data)
-	start := len(text) - len(pyLStrip(text))
-	end := len(pyRStrip(text))
-	if start >= end {
+	sp := splitFrontMatter(text)
+	f.fmLine = lineAt(data, sp.start)
+	switch sp.status {
+	case splitEmpty:
 		f.errorf(1, "empty file: a fragment starts with a `---` line, then YAML front matter with at least `synopsis:`, then `---`, then the Markdown text")
 		return f
-	}
-	f.fmLine = lineAt(data, start)
-	open, ok := boundaryAt(text[:end], start)
-	if !ok {
-		f.errorf(f.fmLine, "no front matter: a fragment must start with a `---` line, then YAML with at least `synopsis:`, then `---` (found %q)", firstLine(text[start:end]))
+	case splitNoFrontMatter:
+		f.errorf(f.fmLine, "no front matter: a fragment must start with a `---` line, then YAML with at least `synopsis:`, then `---` (found %q)", firstLine(text[sp.start:sp.end]))
 		return f
-	}
-	// The closing boundary is the next line of dashes.
-	closeStart, closeEnd := -1, -1
-	for i := open; i < end; {
-		nl := strings.IndexByte(text[i:end], '\n')
-		if nl < 0 {
-			break
-		}
-		i += nl + 1
-		if e, ok := boundaryAt(text[:end], i); ok {
-			closeStart, closeEnd = i, e
-			break
-		}
-	}
-	if closeStart < 0 {
+	case splitUnclosed:
 		f.errorf(f.fmLine, "the front matter opened by this `---` is not closed: add a `---` line after the YAML (and before the text)")
 		return f
 	}
+	open, closeStart, closeEnd, end := sp.open, sp.closeStart, sp.closeEnd, sp.end
 	f.Body = pyStrip(text[closeEnd:end])
 	fmOffset := lineAt(data, open) - 1 // YAML line 1 is this file line
 	fm, yerr := parseYAML(text[open:closeStart])
@@ -137,6 +122,52 @@ func ParseFragment(path string, data []byte) *Fragment {
 	}
 	f.readFrontMatter(fm, fmOffset)
 	return f
+}
+
+// split is where splitFrontMatter found the parts of a fragment.
+type split struct {
+	status int
+	// start and end delimit the text stripped of surrounding whitespace;
+	// the front matter is text[open:closeStart], the body text[closeEnd:end].
+	start, end, open, closeStart, closeEnd int
+}
+
+const (
+	splitOK = iota
+	splitEmpty
+	splitNoFrontMatter
+	splitUnclosed
+)
+
+// splitFrontMatter cuts a fragment as python-frontmatter does: the text,
+// stripped, must start with a boundary line (`^-{3,}\s*$`); the front
+// matter runs to the next boundary line; the rest is the body.
+func splitFrontMatter(text string) split {
+	sp := split{start: len(text) - len(pyLStrip(text)), end: len(pyRStrip(text))}
+	if sp.start >= sp.end {
+		sp.start, sp.status = 0, splitEmpty
+		return sp
+	}
+	stripped := text[:sp.end]
+	open, ok := boundaryAt(stripped, sp.start)
+	if !ok {
+		sp.status = splitNoFrontMatter
+		return sp
+	}
+	sp.open = open
+	for i := open; i < sp.end; {
+		nl := strings.IndexByte(stripped[i:], '\n')
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
+		if e, ok := boundaryAt(stripped, i); ok {
+			sp.closeStart, sp.closeEnd = i, e
+			return sp
+		}
+	}
+	sp.status = splitUnclosed
+	return sp
 }
 
 // boundaryAt reports whether a front-matter boundary (the regexp
