@@ -20,8 +20,8 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if p, err := handMade(); err == nil {
-		os.RemoveAll(filepath.Dir(p["tree"]))
+	for _, d := range tempDirs {
+		os.RemoveAll(d)
 	}
 	os.Exit(code)
 }

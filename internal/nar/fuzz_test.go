@@ -71,7 +71,13 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-var fuzzDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "releng-nar-fuzz-") })
+var fuzzDir = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "releng-nar-fuzz-")
+	if err == nil {
+		tempDirs = append(tempDirs, dir)
+	}
+	return dir, err
+})
 
 // fuzzTarget returns a path that does not exist in an empty directory;
 // t.TempDir per input would make fuzzing ten times slower.

@@ -104,6 +104,9 @@ func makeTree(dir string, entries []fsEntry) error {
 	return nil
 }
 
+// tempDirs are removed by TestMain.
+var tempDirs []string
+
 // handMadeTrees creates, once per test binary run, the hand-made tree and
 // the single-file and symlink roots, and returns their paths by name.
 var handMade = sync.OnceValues(func() (map[string]string, error) {
@@ -111,6 +114,7 @@ var handMade = sync.OnceValues(func() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	tempDirs = append(tempDirs, dir)
 	paths := map[string]string{
 		"tree":      filepath.Join(dir, "tree"),
 		"file":      filepath.Join(dir, "file"),
