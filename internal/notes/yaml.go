@@ -125,13 +125,13 @@ func parseYAML(src string) (v *yvalue, yerr *yamlError) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, toYAMLError(err)
+		return nil, toYAMLError(err, src)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		return nil, &yamlError{line: next.Line, msg: "a second YAML document starts here; front matter is one document (remove the `---` or `...` line)"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, toYAMLError(err)
+		return nil, toYAMLError(err, src)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -144,12 +144,53 @@ func parseYAML(src string) (v *yvalue, yerr *yamlError) {
 	return c.conv(root)
 }
 
-func toYAMLError(err error) *yamlError {
+// parserErrors are the messages of libyaml's parser (not scanner) errors:
+// yaml.v3 reports their line 0-based.
+var parserErrors = []string{"did not find expected", "found undefined tag handle", "found duplicate %", "found incompatible YAML document"}
+
+// problemLine finds the line a parser error is about. yaml.v3 reports where
+// the enclosing construct starts (a block mapping, a flow sequence); the
+// first prefix of whole lines that fails with the same message ends at
+// the offending line.
+func problemLine(src, msg string, line int) int {
+	lines := strings.SplitAfter(src, "\n")
+	if len(lines) > 300 {
+		return line
+	}
+	prefix := ""
+	for k, l := range lines {
+		prefix += l
+		var n yaml.Node
+		dec := yaml.NewDecoder(strings.NewReader(prefix))
+		err := dec.Decode(&n)
+		if err == nil {
+			err = dec.Decode(&n)
+		}
+		if err != nil && !errors.Is(err, io.EOF) && strings.HasSuffix(err.Error(), msg) {
+			return k + 1
+		}
+	}
+	return line
+}
+
+var unknownAnchorRe = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+
+func toYAMLError(err error, src string) *yamlError {
 	msg := err.Error()
 	line := 0
 	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+		for _, p := range parserErrors {
+			if strings.HasPrefix(msg, p) {
+				line = problemLine(src, msg, line+1)
+			}
+		}
+	} else if m := unknownAnchorRe.FindStringSubmatch(msg); m != nil {
+		if i := strings.Index(src, "*"+m[1]); i >= 0 {
+			line = 1 + strings.Count(src[:i], "\n")
+		}
+		msg = fmt.Sprintf("alias *%s refers to no anchor &%s", m[1], m[1])
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	return &yamlError{line: line, msg: "YAML: " + msg}
