@@ -2,6 +2,7 @@ package buckettest
 
 import (
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -62,9 +63,9 @@ func NewProxy(t testing.TB, target string) *Proxy {
 			pr.Out.Host = pr.In.Host
 		},
 		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64},
-		ErrorLog:  nil,
+		ErrorLog:  log.New(io.Discard, "", 0),
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding}
 		p.mu.Lock()
 		if len(p.faults) > 0 {
