@@ -152,13 +152,13 @@ func TestChoosePartSize(t *testing.T) {
 		{0, 0, 5 * mib},
 		{1, 16 * mib, 16 * mib},
 		{100 * mib, 16 * mib, 16 * mib},
-		{2 << 30, 16 * mib, 16 * mib},                 // 2 GiB: 128 parts
-		{200 << 30, 16 * mib, 21 * mib},               // 200 GiB: 20.48 MiB → 21 MiB
-		{-1, 16 * mib, 525 * mib},                     // unknown: 5 TiB in 10,000 parts
-		{bucket.MaxStreamSize, 0, 525 * mib},          //
-		{100 << 40, 0, bucket.MaxPartSize},            // beyond S3: capped
-		{10000 * 5 * mib, 0, 5 * mib},                 // exactly 10,000 parts
-		{10000*5*mib + 1, 0, 6 * mib},                 // one byte more
+		{2 << 30, 16 * mib, 16 * mib},        // 2 GiB: 128 parts
+		{200 << 30, 16 * mib, 21 * mib},      // 200 GiB: 20.48 MiB → 21 MiB
+		{-1, 16 * mib, 525 * mib},            // unknown: 5 TiB in 10,000 parts
+		{bucket.MaxStreamSize, 0, 525 * mib}, //
+		{100 << 40, 0, bucket.MaxPartSize},   // beyond S3: capped
+		{10000 * 5 * mib, 0, 5 * mib},        // exactly 10,000 parts
+		{10000*5*mib + 1, 0, 6 * mib},        // one byte more
 		{3 * mib, 1 * mib /* below the minimum */, 5 * mib},
 	}
 	for _, tc := range tests {
@@ -220,7 +220,6 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("after cancel: %d calls, %v", calls, err)
 	}
 }
-
 
 func TestRewind(t *testing.T) {
 	// A seeker goes back to where it was, not to 0.
