@@ -49,6 +49,7 @@ type Plan struct {
 	git        *gitx.Repo
 	oldOutput  []byte // nil when the output did not exist
 	oldSummary []byte
+	newDirs    []string // directories Apply creates, deepest first
 }
 
 // Result is what prepare did (`releng prepare --json`).
@@ -261,6 +262,7 @@ func readIfExists(path string) ([]byte, error) {
 // back as they were.
 func (pl *Plan) Apply(ctx context.Context) (res *Result, err error) {
 	abs := pl.abs
+	pl.newDirs = missingDirs(filepath.Dir(abs(pl.Output)))
 	if err := fsutil.WriteFileAtomic(abs(pl.Output), pl.Notes, 0o644); err != nil {
 		return nil, err
 	}
@@ -343,5 +345,24 @@ func (pl *Plan) rollback(ctx context.Context, staged []string) error {
 	if pl.Summary != "" {
 		restore(pl.Summary, pl.oldSummary)
 	}
+	for _, d := range pl.newDirs {
+		os.Remove(d) // only if empty
+	}
 	return errors.Join(errs...)
+}
+
+// missingDirs lists dir and its ancestors that do not exist, deepest first.
+func missingDirs(dir string) []string {
+	var out []string
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			return out
+		}
+		out = append(out, dir)
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return out
+		}
+		dir = parent
+	}
 }

@@ -154,7 +154,7 @@ var parserErrors = []string{"did not find expected", "found undefined tag handle
 // the offending line.
 func problemLine(src, msg string, line int) int {
 	lines := strings.SplitAfter(src, "\n")
-	if len(lines) > 300 {
+	if len(lines) > 300 || len(src) > 64<<10 {
 		return line
 	}
 	prefix := ""
