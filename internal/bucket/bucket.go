@@ -143,6 +143,10 @@ type UploadState struct {
 	// PartSize is the size of every part but the last. For a new upload, 0
 	// lets the bucket choose; a resumed upload keeps its saved size.
 	PartSize int64 `json:"part_size,omitempty"`
+	// SHA256 is the checksum of the body the upload was started with, as
+	// recorded with the object; resuming with a body of another checksum
+	// discards the upload and starts a new one.
+	SHA256 string `json:"sha256,omitempty"`
 	// Parts are the parts already stored, as reported by OnPart.
 	Parts []Part `json:"parts,omitempty"`
 }
@@ -154,7 +158,8 @@ type ResumableOptions struct {
 	// key and body; the zero value starts a new upload.
 	State UploadState
 	// OnStart is called when a new upload is started, before any part is
-	// sent, with its ID and part size. An error stops the upload.
+	// sent, with its ID, part size and checksum. An error stops the
+	// upload.
 	OnStart func(UploadState) error
 	// OnPart is called after each part is stored (one call at a time). An
 	// error stops the upload, leaving it resumable.

@@ -140,6 +140,7 @@ func Run(t *testing.T, newBucket func(t *testing.T) bucket.Bucket) {
 		{"UnknownLength", testUnknownLength},
 		{"Resume", testResume},
 		{"ResumeAfterAbort", testResumeAfterAbort},
+		{"ResumeChangedBody", testResumeChangedBody},
 		{"ResumeSmall", testResumeSmall},
 		{"ConcurrentSmall", testConcurrent},
 	}
@@ -516,7 +517,7 @@ func (j *journal) opts(sha string) bucket.ResumableOptions {
 	defer j.mu.Unlock()
 	return bucket.ResumableOptions{
 		PutOptions: bucket.PutOptions{SHA256: sha, ContentType: "application/x-xz"},
-		State:      bucket.UploadState{ID: j.state.ID, PartSize: j.state.PartSize, Parts: slices.Clone(j.state.Parts)},
+		State:      bucket.UploadState{ID: j.state.ID, PartSize: j.state.PartSize, SHA256: j.state.SHA256, Parts: slices.Clone(j.state.Parts)},
 		OnStart: func(s bucket.UploadState) error {
 			j.mu.Lock()
 			defer j.mu.Unlock()
@@ -625,6 +626,38 @@ func testResumeAfterAbort(t *testing.T, b bucket.Bucket) {
 	CheckContent(t, b, key, data)
 	if st, err := b.Stat(ctx, key); err != nil || st.SHA256 != SHA256(data) {
 		t.Errorf("stat = %+v, %v; want sha256 %s", st, err, SHA256(data))
+	}
+}
+
+// testResumeChangedBody: the file changed between the interrupted
+// attempt and the resume (a rebuilt artifact); the object ends up with the
+// new bytes and the new checksum, never a mix.
+func testResumeChangedBody(t *testing.T, b bucket.Bucket) {
+	ctx := context.Background()
+	for _, withSum := range []bool{false, true} {
+		key := fmt.Sprintf("changed-%v.tar.xz", withSum)
+		a := Data(11, 4*bucket.MinPartSize+5)
+		sum := func(d []byte) string {
+			if withSum {
+				return SHA256(d)
+			}
+			return ""
+		}
+		j := &journal{crashN: 2, state: bucket.UploadState{PartSize: bucket.MinPartSize}}
+		if _, err := b.PutResumable(ctx, key, bytes.NewReader(a), int64(len(a)), j.opts(sum(a))); !errors.Is(err, errCrash) {
+			t.Fatalf("first attempt: %v", err)
+		}
+		c := bytes.Clone(a)
+		c[10] ^= 0xff                      // in a part already sent
+		c[3*bucket.MinPartSize+10] ^= 0xff // in a part not sent yet
+		j.crashN = 0
+		if _, err := b.PutResumable(ctx, key, bytes.NewReader(c), int64(len(c)), j.opts(sum(c))); err != nil {
+			t.Fatalf("resume with a changed body: %v", err)
+		}
+		CheckContent(t, b, key, c)
+		if st, err := b.Stat(ctx, key); err != nil || st.SHA256 != SHA256(c) {
+			t.Errorf("stat = %+v, %v; want the new body's sha256 %s", st, err, SHA256(c))
+		}
 	}
 }
 

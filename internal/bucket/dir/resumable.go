@@ -88,7 +88,7 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 			return bucket.ObjectInfo{}, err
 		}
 		if opts.OnStart != nil {
-			if err := opts.OnStart(bucket.UploadState{ID: id, PartSize: partSize}); err != nil {
+			if err := opts.OnStart(bucket.UploadState{ID: id, PartSize: partSize, SHA256: opts.SHA256}); err != nil {
 				f.Close()
 				r.Remove(staging)
 				return bucket.ObjectInfo{}, err

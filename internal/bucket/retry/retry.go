@@ -135,7 +135,8 @@ func (r *retrying) PutResumable(ctx context.Context, key string, body io.ReaderA
 	inner := opts
 	inner.OnStart = func(s bucket.UploadState) error {
 		mu.Lock()
-		st = bucket.UploadState{ID: s.ID, PartSize: s.PartSize}
+		st = s
+		st.Parts = nil
 		mu.Unlock()
 		if opts.OnStart != nil {
 			return opts.OnStart(s)
@@ -153,7 +154,8 @@ func (r *retrying) PutResumable(ctx context.Context, key string, body io.ReaderA
 	}
 	err = r.do(ctx, "put", key, func() (err error) {
 		mu.Lock()
-		inner.State = bucket.UploadState{ID: st.ID, PartSize: st.PartSize, Parts: slices.Clone(st.Parts)}
+		inner.State = st
+		inner.State.Parts = slices.Clone(st.Parts)
 		mu.Unlock()
 		info, err = r.b.PutResumable(ctx, key, body, size, inner)
 		return err

@@ -58,6 +58,12 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 		opts.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
 	st := opts.State
+	if st.ID != "" && st.SHA256 != "" && st.SHA256 != opts.SHA256 {
+		// The upload declared another checksum in its metadata: the
+		// body changed since it started. Start over.
+		b.abort(ctx, b.objectKey(key), st.ID)
+		st = bucket.UploadState{PartSize: st.PartSize}
+	}
 	partSize := st.PartSize
 	if partSize <= 0 {
 		st.ID = "" // a state without its part size cannot be resumed
@@ -103,7 +109,7 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 		if err != nil {
 			return bucket.ObjectInfo{}, err
 		}
-		st = bucket.UploadState{ID: id, PartSize: partSize}
+		st = bucket.UploadState{ID: id, PartSize: partSize, SHA256: opts.SHA256}
 		clear(onServer)
 		clear(journaled)
 		if opts.OnStart != nil {
