@@ -111,6 +111,7 @@ func (app *App) commands() []*cobra.Command {
 		app.branchOffCommand(),
 		app.notesCommand(),
 		app.prepareCommand(),
+		app.cacheCommand(),
 	}
 }
 
