@@ -1,0 +1,405 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Remote is a repository of a registry.
+type Remote struct {
+	ref       string
+	repo      name.Repository
+	client    *http.Client
+	base      string // scheme://host
+	chunk     int64
+	anonymous bool
+	c         counters
+}
+
+var defaultTransport = func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	return t
+}()
+
+// OpenRemote connects to the repository ref (HOST[:PORT]/REPO) with the
+// credentials the keychain has for it.
+func OpenRemote(ctx context.Context, ref string, opts Options) (*Remote, error) {
+	if strings.Contains(ref, "://") {
+		return nil, fmt.Errorf("%s: write the repository as HOST[:PORT]/REPO, without a scheme (plain HTTP: insecure = true)", ref)
+	}
+	if i := strings.LastIndexByte(ref, '/'); strings.ContainsAny(ref[i+1:], ":@") {
+		return nil, fmt.Errorf("%s: a destination is a repository without tag or digest; give tags with --tag (or tags = [...] in releng.toml)", ref)
+	}
+	var nopts []name.Option
+	if opts.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ref, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a repository (HOST[:PORT]/REPO or oci:DIR): %v", ref, err)
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = DefaultKeychain()
+	}
+	auth, err := authn.Resolve(ctx, kc, repo)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading credentials for %s: %v", ref, repo.RegistryStr(), err)
+	}
+	r := &Remote{ref: ref, repo: repo, chunk: opts.ChunkSize, anonymous: auth == authn.Anonymous}
+	if r.chunk <= 0 {
+		r.chunk = DefaultChunkSize
+	}
+	base := opts.Transport
+	if base == nil {
+		base = defaultTransport
+	}
+	base = &countingTransport{inner: base, c: &r.c}
+	if opts.UserAgent != "" {
+		base = transport.NewUserAgent(base, opts.UserAgent)
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return nil, r.explain(fmt.Errorf("%s: %w", ref, err))
+	}
+	r.client = &http.Client{Transport: rt}
+	r.base = repo.Registry.Scheme() + "://" + repo.RegistryStr()
+	return r, nil
+}
+
+type countingTransport struct {
+	inner http.RoundTripper
+	c     *counters
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.c.requests.Add(1)
+	return t.inner.RoundTrip(r)
+}
+
+func (r *Remote) String() string { return r.ref }
+
+// Stats says what was sent so far.
+func (r *Remote) Stats() Stats { return r.c.stats() }
+
+// Repository returns HOST/REPO, as cross-repository mounts name it.
+func (r *Remote) Repository() string { return r.repo.RegistryStr() + "/" + r.repo.RepositoryStr() }
+
+func (r *Remote) url(suffix string) string {
+	return r.base + "/v2/" + r.repo.RepositoryStr() + suffix
+}
+
+// explain adds what to do to authentication failures.
+func (r *Remote) explain(err error) error {
+	var te *transport.Error
+	status := 0
+	if errors.As(err, &te) {
+		status = te.StatusCode
+	}
+	host := r.repo.RegistryStr()
+	switch {
+	case status == http.StatusUnauthorized && r.anonymous, r.anonymous && strings.Contains(err.Error(), "UNAUTHORIZED"):
+		return fmt.Errorf("%w\nregistry %s wants credentials and none were found for it (looked in $DOCKER_CONFIG/config.json or ~/.docker/config.json and their credential helpers, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json): log in with `docker login %s` or `skopeo login %s`", err, host, host, host)
+	case status == http.StatusUnauthorized:
+		return fmt.Errorf("%w\nregistry %s refused the credentials found for it: log in again (`docker login %s` or `skopeo login %s`)", err, host, host, host)
+	case status == http.StatusForbidden:
+		return fmt.Errorf("%w\nthe credentials for %s may not push to %s: ask for push access or use another repository", err, host, r.repo.RepositoryStr())
+	}
+	return err
+}
+
+// do sends a request and checks its status against ok.
+func (r *Remote) do(ctx context.Context, method, u string, body []byte, hdr map[string]string, ok ...int) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, redact(u), err)
+	}
+	if err := transport.CheckError(resp, ok...); err != nil {
+		resp.Body.Close()
+		return nil, r.explain(err)
+	}
+	return resp, nil
+}
+
+func redact(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+}
+
+// HasBlob sends a HEAD for the blob.
+func (r *Remote) HasBlob(ctx context.Context, digest string) (bool, error) {
+	if err := ValidDigest(digest); err != nil {
+		return false, err
+	}
+	resp, err := r.do(ctx, http.MethodHead, r.url("/blobs/"+digest), nil, nil, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return false, err
+	}
+	drain(resp)
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// Mount asks the registry to mount the blob from each repository of from
+// that is on the same registry, until one works.
+func (r *Remote) Mount(ctx context.Context, digest string, from []string) (bool, error) {
+	host := r.repo.RegistryStr() + "/"
+	for _, f := range from {
+		src, ok := strings.CutPrefix(f, host)
+		if !ok || src == r.repo.RepositoryStr() {
+			continue
+		}
+		q := url.Values{"mount": {digest}, "from": {src}}
+		resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/?"+q.Encode()), []byte{}, nil, http.StatusCreated, http.StatusAccepted)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			continue // no access to the source, or it is gone: upload instead
+		}
+		drain(resp)
+		if resp.StatusCode == http.StatusCreated {
+			r.c.mounted.Add(1)
+			return true, nil
+		}
+		if loc, err := location(resp); err == nil {
+			if dr, err := r.do(ctx, http.MethodDelete, loc, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound); err == nil {
+				drain(dr)
+			}
+		}
+	}
+	return false, nil
+}
+
+func location(resp *http.Response) (string, error) {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return "", fmt.Errorf("%s %s: the registry sent no Location for the upload", resp.Request.Method, redact(resp.Request.URL.String()))
+	}
+	u, err := resp.Request.URL.Parse(loc)
+	if err != nil {
+		return "", fmt.Errorf("registry sent a bad upload Location %q: %v", loc, err)
+	}
+	return u.String(), nil
+}
+
+// PutBlob uploads a blob whose digest is known.
+func (r *Remote) PutBlob(ctx context.Context, digest string, size int64, src io.Reader) error {
+	if err := ValidDigest(digest); err != nil {
+		return err
+	}
+	n, err := r.upload(ctx, src, func() (string, error) { return digest, nil })
+	if err == nil && size >= 0 && n != size {
+		return fmt.Errorf("blob %s: %d bytes sent, %d expected", digest, n, size)
+	}
+	return err
+}
+
+// StreamBlob uploads what write writes, in chunks, and commits it with the
+// digest write returns.
+func (r *Remote) StreamBlob(ctx context.Context, write func(io.Writer) (string, error)) (int64, error) {
+	pr, pw := io.Pipe()
+	var digest string
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		digest, werr = write(pw)
+		pw.CloseWithError(werr)
+	}()
+	n, err := r.upload(ctx, pr, func() (string, error) {
+		<-done
+		return digest, werr
+	})
+	pr.CloseWithError(errors.New("upload stopped"))
+	<-done
+	if werr != nil {
+		return n, werr
+	}
+	return n, err
+}
+
+var chunkPool sync.Map // size → *sync.Pool
+
+func getChunk(size int64) *[]byte {
+	p, _ := chunkPool.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
+	return p.(*sync.Pool).Get().(*[]byte)
+}
+
+func putChunk(size int64, b *[]byte) {
+	p, _ := chunkPool.Load(size)
+	p.(*sync.Pool).Put(b)
+}
+
+// upload sends src: POST to open an upload, a PATCH per full chunk, and a
+// PUT with the rest and the digest final returns once src is exhausted.
+func (r *Remote) upload(ctx context.Context, src io.Reader, final func() (string, error)) (int64, error) {
+	resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/"), []byte{}, nil, http.StatusAccepted)
+	if err != nil {
+		return 0, err
+	}
+	drain(resp)
+	loc, err := location(resp)
+	if err != nil {
+		return 0, err
+	}
+	cancel := func() {
+		if dr, err := r.do(context.WithoutCancel(ctx), http.MethodDelete, loc, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound); err == nil {
+			drain(dr)
+		}
+	}
+	bp := getChunk(r.chunk)
+	defer putChunk(r.chunk, bp)
+	buf := *bp
+	h := sha256.New()
+	var off int64
+	for {
+		n, rerr := io.ReadFull(src, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			cancel()
+			return off, rerr
+		}
+		h.Write(buf[:n])
+		if rerr == nil { // a full chunk; more may follow
+			hdr := map[string]string{
+				"Content-Type":  "application/octet-stream",
+				"Content-Range": fmt.Sprintf("%d-%d", off, off+int64(n)-1),
+			}
+			resp, err := r.do(ctx, http.MethodPatch, loc, buf[:n], hdr, http.StatusAccepted, http.StatusNoContent)
+			if err != nil {
+				cancel()
+				return off, err
+			}
+			drain(resp)
+			if loc, err = location(resp); err != nil {
+				return off, err
+			}
+			off += int64(n)
+			r.c.bytes.Add(int64(n))
+			continue
+		}
+		digest, err := final()
+		if err != nil {
+			cancel()
+			return off, err
+		}
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
+			cancel()
+			return off, fmt.Errorf("%w: the bytes sent have digest %s, not %s", ErrDigestMismatch, got, digest)
+		}
+		u, err := url.Parse(loc)
+		if err != nil {
+			cancel()
+			return off, err
+		}
+		q := u.Query()
+		q.Set("digest", digest)
+		u.RawQuery = q.Encode()
+		resp, err := r.do(ctx, http.MethodPut, u.String(), buf[:n], map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated, http.StatusNoContent)
+		if err != nil {
+			cancel()
+			return off, err
+		}
+		drain(resp)
+		off += int64(n)
+		r.c.bytes.Add(int64(n))
+		r.c.uploaded.Add(1)
+		return off, nil
+	}
+}
+
+// PutManifest puts a manifest or index under a digest or tag.
+func (r *Remote) PutManifest(ctx context.Context, ref, mediaType string, body []byte) error {
+	if ValidDigest(ref) != nil {
+		if err := ValidTag(ref); err != nil {
+			return err
+		}
+	}
+	resp, err := r.do(ctx, http.MethodPut, r.url("/manifests/"+ref), body, map[string]string{"Content-Type": mediaType}, http.StatusCreated, http.StatusOK, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	r.c.manifests.Add(1)
+	return nil
+}
+
+// CheckPush opens an upload and cancels it: the cheapest request that
+// needs push access.
+func (r *Remote) CheckPush(ctx context.Context) error {
+	resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/"), []byte{}, nil, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	loc, err := location(resp)
+	if err != nil {
+		return err
+	}
+	if dr, err := r.do(ctx, http.MethodDelete, loc, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound); err == nil {
+		drain(dr)
+	}
+	return nil
+}
+
+// Transient reports whether err is worth retrying: a dropped connection, a
+// timeout, a 5xx or 429.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.Temporary() || te.StatusCode >= 500
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// NotFound reports whether err is a 404 from the registry (for an index
+// put: a child manifest it does not see yet).
+func NotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
