@@ -108,11 +108,11 @@ type GzipWriter struct {
 	crc   uint32
 	size  uint32
 
-	queue chan *gzBlock
-	done  chan struct{}
-	mu    sync.Mutex
-	err   error
-	out   io.Writer
+	queue  chan *gzBlock
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+	out    io.Writer
 	closed bool
 }
 

@@ -142,8 +142,8 @@ func Write(paths []Path, registrationTime int64) ([]byte, error) {
 
 	type entry struct {
 		typ, name, tbl string
-		root          uint32
-		sql           any
+		root           uint32
+		sql            any
 	}
 	var schema []entry
 	add := func(typ, name, tbl string, root uint32, sql any) {
