@@ -124,7 +124,11 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 	if err != nil {
 		return nil, err
 	}
-	dir := ReadDir(cfg.Abs(n.FragmentsDir), filepath.Clean(n.FragmentsDir), false)
+	fragDir, err := relToRoot(p.Root, n.FragmentsDir)
+	if err != nil {
+		return nil, &config.Error{File: cfg.Path, Msg: "notes.fragments_dir: " + err.Error()}
+	}
+	dir := ReadDir(cfg.Abs(n.FragmentsDir), fragDir, false)
 	body, report, err := Render(&Input{Dirs: []*Dir{dir}, Settings: settings, Authors: authors})
 	if err != nil {
 		return nil, err
@@ -139,8 +143,7 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 
 	// Every fragment must be tracked, or `git rm` would fail half-way.
 	if len(dir.Fragments) > 0 {
-		rel := filepath.ToSlash(filepath.Clean(n.FragmentsDir))
-		out, err := pl.git.Output(ctx, "ls-files", "-z", "--", rel)
+		out, err := pl.git.Output(ctx, "ls-files", "-z", "--", filepath.ToSlash(fragDir))
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +153,7 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 		}
 		var untracked []string
 		for _, f := range dir.Fragments {
-			r := filepath.ToSlash(filepath.Join(filepath.Clean(n.FragmentsDir), f.Name))
+			r := filepath.ToSlash(filepath.Join(fragDir, f.Name))
 			if !tracked[r] {
 				untracked = append(untracked, r)
 			}
@@ -167,7 +170,10 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 	if err != nil {
 		return nil, &config.Error{File: cfg.Path, Msg: "notes.output: " + err.Error()}
 	}
-	pl.Output = output
+	if output, err = relToRoot(p.Root, output); err != nil {
+		return nil, &config.Error{File: cfg.Path, Msg: "notes.output: " + err.Error()}
+	}
+	pl.Output = filepath.ToSlash(output)
 	old, err := readIfExists(cfg.Abs(output))
 	if err != nil {
 		return nil, err
@@ -217,6 +223,10 @@ func (pl *Plan) planSummary(cfg *config.Config, vars map[string]string) error {
 	if err != nil {
 		return &config.Error{File: cfg.Path, Msg: "notes.summary_entry: " + err.Error()}
 	}
+	if summary, err = relToRoot(cfg.Root, summary); err != nil {
+		return &config.Error{File: cfg.Path, Msg: "notes.summary: " + err.Error()}
+	}
+	summary = filepath.ToSlash(summary)
 	old, err := readIfExists(cfg.Abs(summary))
 	if err != nil {
 		return err
@@ -241,6 +251,19 @@ func (pl *Plan) planSummary(cfg *config.Config, vars map[string]string) error {
 	pl.Summary = summary
 	pl.SummaryText = []byte(strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n")
 	return nil
+}
+
+// relToRoot makes a configured path relative to the project root; it must
+// stay inside it.
+func relToRoot(root, p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(root, p)
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s is outside the project root %s", p, root)
+	}
+	return rel, nil
 }
 
 func readIfExists(path string) ([]byte, error) {
