@@ -33,8 +33,13 @@ YAML front matter between --- lines (SPEC §4, docs/notes.md):
 
 These commands work without a releng.toml: the defaults of SPEC §3.3 apply,
 with the directory's name as the project name.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q for \"releng notes\" (use check, render or new; see `releng notes --help`)", args[0])
+			}
+			return cmd.Help()
+		},
 	}
 	cmd.AddCommand(app.notesCheckCommand(), app.notesRenderCommand(), app.notesNewCommand())
 	return cmd

@@ -224,3 +224,9 @@ func TestPrepareCommandRefuses(t *testing.T) {
 		t.Errorf("something was written")
 	}
 }
+
+func TestNotesUnknownSubcommand(t *testing.T) {
+	if _, errOut, code := run(t, "-C", t.TempDir(), "notes", "chekc"); code != 2 || !strings.Contains(errOut, `unknown command "chekc"`) {
+		t.Errorf("exit %d %s", code, errOut)
+	}
+}
