@@ -1,0 +1,90 @@
+package binarycache
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+
+	"github.com/releng-project/releng/internal/testenv"
+)
+
+// compressFrames compresses data through a frameWriter, written in chunks
+// of the given size.
+func compressFrames(t *testing.T, data []byte, workers, chunk int) []byte {
+	t.Helper()
+	c, err := newCompressor(-1, workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	var out bytes.Buffer
+	fw := c.newWriter(context.Background(), &out, int64(len(data)))
+	for off := 0; off < len(data); off += chunk {
+		if _, err := fw.Write(data[off:min(off+chunk, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestFramesIndependentOfCores: the compressed bytes depend on the data
+// only, not on the number of workers or how the writes are cut; they
+// decode to the data with our decoder and with the zstd command.
+func TestFramesIndependentOfCores(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, size := range []int{1, 5000, FrameSize, 3*FrameSize + 777} {
+		data := testContent(rng, size)
+		want := compressFrames(t, data, 1, 64<<10)
+		for _, tc := range []struct{ workers, chunk int }{{2, 64 << 10}, {4, 1 << 20}, {3, 4093}} {
+			if got := compressFrames(t, data, tc.workers, tc.chunk); !bytes.Equal(got, want) {
+				t.Fatalf("size %d: %d workers, writes of %d: output differs", size, tc.workers, tc.chunk)
+			}
+		}
+		if got := decodeBody(t, "zstd", want); !bytes.Equal(got, data) {
+			t.Fatalf("size %d: does not decode to the input", size)
+		}
+		if size > FrameSize {
+			zstdCLI := testenv.LookPath(t, "zstd", "apt-get install -y zstd")
+			cmd := exec.Command(zstdCLI, "-dc")
+			cmd.Stdin = bytes.NewReader(want)
+			got, err := cmd.Output()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("zstd -d: %v (%d bytes, want %d)", err, len(got), len(data))
+			}
+		}
+	}
+}
+
+// TestFrameWriterAbort: an aborted or cancelled writer gives its memory
+// back and leaves nothing blocked.
+func TestFrameWriterAbort(t *testing.T) {
+	c, err := newCompressor(-1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	data := testContent(rand.New(rand.NewPCG(1, 2)), 3*FrameSize)
+	for range 3 {
+		pr, pw := io.Pipe()
+		fw := c.newWriter(context.Background(), pw, int64(len(data)))
+		go func() { io.CopyN(io.Discard, pr, 100); pr.Close() }()
+		fw.Write(data)
+		fw.Abort()
+		ctx, cancel := context.WithCancel(context.Background())
+		fw = c.newWriter(ctx, io.Discard, int64(len(data)))
+		fw.Write(data[:FrameSize+1])
+		cancel()
+		fw.Write(data[FrameSize+1:])
+		fw.Close()
+	}
+	// The whole budget is free again.
+	if !c.budget.TryAcquire(int64(c.workers+2) * FrameSize) {
+		t.Fatal("frame budget leaked")
+	}
+}

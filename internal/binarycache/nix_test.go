@@ -1,0 +1,219 @@
+package binarycache
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/testenv"
+)
+
+// runNix runs a Nix command and returns its standard output and error.
+func runNix(t *testing.T, n *testenv.Nix, name string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := n.Command(name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func mustNix(t *testing.T, n *testenv.Nix, name string, args ...string) string {
+	t.Helper()
+	out, stderr, err := runNix(t, n, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+var (
+	closureMu  sync.Mutex
+	closureTop string
+)
+
+// realClosure builds testdata/closure.nix into the real store (once per
+// run) and returns its top path and path information from Nix.
+func realClosure(t *testing.T) (*testenv.Nix, string, []nixstore.PathInfo) {
+	t.Helper()
+	n := testenv.SetupNix(t)
+	closureMu.Lock()
+	defer closureMu.Unlock()
+	if closureTop == "" {
+		closureTop = strings.TrimSpace(mustNix(t, n, "nix-build", "--no-out-link", filepath.Join("testdata", "closure.nix")))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	infos, err := LoadClosure(ctx, Source{Nix: nixstore.Nix{Env: n.Env}}, []string{closureTop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 3 {
+		t.Fatalf("closure of %s has %d paths, want 3", closureTop, len(infos))
+	}
+	return n, closureTop, infos
+}
+
+// substitute copies top from the cache at from into a new chroot store
+// with require-sigs and the given trusted key, as a user would, and
+// returns the chroot store's root and the error.
+func substitute(t *testing.T, n *testenv.Nix, from, top, trusted string) (string, string, error) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "chroot")
+	_, stderr, err := runNix(t, n, "nix", "copy", "--from", from, "--to", root,
+		"--option", "require-sigs", "true", "--option", "trusted-public-keys", trusted, top)
+	return root, stderr, err
+}
+
+// checkSubstituted compares what Nix substituted into the chroot store at
+// root with the original paths.
+func checkSubstituted(t *testing.T, n *testenv.Nix, root string, infos []nixstore.PathInfo) {
+	t.Helper()
+	for _, pi := range infos {
+		out := mustNix(t, n, "nix", "path-info", "--json", "--store", root, pi.Path.String())
+		got, err := nixstore.ParsePathInfo([]byte(out), "nix path-info", nixstore.DefaultStoreDir)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: %v", pi.Path, err)
+		}
+		if got[0].NarHash != pi.NarHash || got[0].NarSize != pi.NarSize {
+			t.Errorf("%s: substituted NAR %s/%d, want %s/%d", pi.Path, got[0].NarHash, got[0].NarSize, pi.NarHash, pi.NarSize)
+		}
+	}
+	// The files themselves, through Nix's own check of the chroot store.
+	mustNix(t, n, "nix", "store", "verify", "--store", root, "--no-trust", "--all")
+}
+
+// TestNixReadsFileCache: stock Nix substitutes a closure from a file://
+// cache releng wrote, checking signatures, and refuses it with a wrong key.
+func TestNixReadsFileCache(t *testing.T) {
+	n, top, infos := realClosure(t)
+	keyFile, pub := testKey(t, "releng-test-1")
+	_, wrong := testKey(t, "releng-test-1")
+	for _, params := range []string{"", "?compression=xz&compression-level=1", "?compression=none&write-nar-listing=true&want-mass-query=true"} {
+		t.Run("params="+params, func(t *testing.T) {
+			if strings.Contains(params, "xz") && testing.Short() {
+				t.Skip("xz is slow")
+			}
+			b := dirBucket(t)
+			sep := "?"
+			if params != "" {
+				sep = "&"
+			}
+			uri := mustURI(t, "file://"+b.Path()+params+sep+"secret-key="+keyFile)
+			keys, err := uri.LoadKeys(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: infos, Keys: keys}); err != nil {
+				t.Fatal(err)
+			}
+			cache := "file://" + b.Path()
+			root, stderr, err := substitute(t, n, cache, top, pub.String())
+			if err != nil {
+				t.Fatalf("nix copy --from %s: %v\n%s", cache, err, stderr)
+			}
+			checkSubstituted(t, n, root, infos)
+			// Also nix-store -r with the cache as a substituter.
+			root2 := filepath.Join(t.TempDir(), "chroot2")
+			mustNix(t, n, "nix-store", "--store", root2, "-r", top, "--option", "substituters", cache,
+				"--option", "require-sigs", "true", "--option", "trusted-public-keys", pub.String())
+			checkSubstituted(t, n, root2, infos)
+
+			_, stderr, err = substitute(t, n, cache, top, wrong.String())
+			if err == nil || !strings.Contains(stderr, "signature") {
+				t.Fatalf("nix copy with a wrong key: err %v\n%s", err, stderr)
+			}
+		})
+	}
+}
+
+// TestNixReadsMinIOCache: releng pushes to MinIO through s3:// with the
+// standard credential chain; stock Nix 2.8 (no S3 support) substitutes
+// over plain HTTP from the public bucket, narinfos and listings
+// zstd-encoded; a second push sends only existence checks.
+func TestNixReadsMinIOCache(t *testing.T) {
+	n, top, infos := realClosure(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "cache", true)
+	for _, kv := range m.AWSEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("HOME", t.TempDir()) // no ~/.aws of the machine
+	keyFile, pub := testKey(t, "releng-test-1")
+	_, wrong := testKey(t, "other-key-1")
+	proxy := newProxy(t, m.Endpoint)
+	uri := mustURI(t, "s3://cache?endpoint="+proxy.Addr+"&scheme=http&region=us-east-1&secret-key="+keyFile+
+		"&write-nar-listing=true&narinfo-compression=zstd&ls-compression=zstd&want-mass-query=true")
+	b, err := uri.Open(OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := uri.LoadKeys(false)
+	sum, err := Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: infos, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Pushed != 3 {
+		t.Errorf("summary %+v", sum)
+	}
+	checkConsistent(t, b, nixstore.DefaultStoreDir, true, true, []nixstore.PublicKey{pub})
+	// The narinfo is stored zstd-compressed with its Content-Encoding.
+	info, err := b.Stat(context.Background(), infos[0].Path.Hash+".narinfo")
+	if err != nil || info.ContentEncoding != "zstd" || info.ContentType != contentTypeNarInfo {
+		t.Errorf("narinfo object: %+v, %v", info, err)
+	}
+
+	cache := m.URL() + "/cache"
+	root, stderr, err := substitute(t, n, cache, top, pub.String())
+	if err != nil {
+		t.Fatalf("nix copy --from %s: %v\n%s", cache, err, stderr)
+	}
+	checkSubstituted(t, n, root, infos)
+	if _, stderr, err := substitute(t, n, cache, top, wrong.String()); err == nil || !strings.Contains(stderr, "signature") {
+		t.Fatalf("nix copy with a wrong key: err %v\n%s", err, stderr)
+	}
+
+	// Second push: existence checks only.
+	proxy.Reset()
+	sum, err = Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: infos, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	for _, r := range proxy.Requests() {
+		if r.Method != "HEAD" {
+			methods = append(methods, r.Method+" "+r.Path)
+		}
+	}
+	heads := len(proxy.Requests()) - len(methods)
+	if sum.Pushed != 0 || heads != len(infos) || len(methods) != 1 || !strings.HasSuffix(methods[0], "/nix-cache-info") {
+		t.Errorf("second push: %d HEADs, other requests %v, summary %+v", heads, methods, sum)
+	}
+}
+
+// TestNixPathNotInStore: a path that is not in the store, or not valid in
+// it, is refused by name before anything is published.
+func TestNixPathNotInStore(t *testing.T) {
+	n := testenv.SetupNix(t)
+	outside := t.TempDir()
+	for _, tc := range []struct{ arg, want string }{
+		{outside, "is not in the Nix store"},
+		{filepath.Join(outside, "nope"), "does not exist"},
+		{"/nix/store/00000000000000000000000000000000-releng-never-built", "00000000000000000000000000000000-releng-never-built"},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			_, err := LoadClosure(context.Background(), Source{Nix: nixstore.Nix{Env: n.Env}}, []string{tc.arg})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	_ = os.Remove
+}
