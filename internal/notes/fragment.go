@@ -35,7 +35,6 @@ type Fragment struct {
 	// front matter values, for resolve (nil: absent)
 	category                  *yvalue
 	issues, prs, cls, credits []*yvalue
-	hasIssues, hasPRs, hasCLs bool
 	synopsisLine, fmLine      int
 	// keys is true once the front matter was read as a mapping: its values
 	// can then be checked even when something else is wrong.
@@ -239,8 +238,9 @@ func (f *Fragment) readFrontMatter(fm *yvalue, off int) {
 		}
 	}
 	if p, ok := fm.get("category"); ok {
-		f.category = p.val
-		f.category.line = off + p.val.line
+		c := *p.val
+		c.line = off + p.val.line
+		f.category = &c
 	}
 	if p, ok := fm.get("significance"); ok {
 		switch v := p.val; {
@@ -251,18 +251,18 @@ func (f *Fragment) readFrontMatter(fm *yvalue, off int) {
 			f.errorf(off+v.line, "significance must be `significant` or left out, not %s", describeValue(v))
 		}
 	}
-	f.issues, f.hasIssues = listValues(fm, "issues", off)
-	f.prs, f.hasPRs = listValues(fm, "prs", off)
-	f.cls, f.hasCLs = listValues(fm, "cls", off)
-	f.credits, _ = listValues(fm, "credits", off)
+	f.issues = listValues(fm, "issues", off)
+	f.prs = listValues(fm, "prs", off)
+	f.cls = listValues(fm, "cls", off)
+	f.credits = listValues(fm, "credits", off)
 }
 
 // listValues is Lix's listify(): a list's items, or the value alone. The
 // returned values carry file lines.
-func listValues(fm *yvalue, key string, off int) ([]*yvalue, bool) {
+func listValues(fm *yvalue, key string, off int) []*yvalue {
 	p, ok := fm.get(key)
 	if !ok {
-		return nil, false
+		return nil
 	}
 	items := []*yvalue{p.val}
 	if p.val.kind == ySeq {
@@ -274,7 +274,7 @@ func listValues(fm *yvalue, key string, off int) ([]*yvalue, bool) {
 		c.line = off + it.line
 		out[i] = &c
 	}
-	return out, true
+	return out
 }
 
 func isKnownKey(k string) bool {
