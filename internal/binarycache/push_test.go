@@ -3,6 +3,7 @@ package binarycache
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,4 +300,37 @@ func TestCacheInfoStoreDirMismatch(t *testing.T) {
 	if len(narInfoKeys(t, b)) != 0 {
 		t.Error("published into a cache of another store")
 	}
+}
+
+// forbiddenBucket answers 403 instead of 404 for missing objects, as S3
+// does for a caller that may read but not list the bucket.
+type forbiddenBucket struct{ bucket.Bucket }
+
+func (f forbiddenBucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	info, err := f.Bucket.Stat(ctx, key)
+	if errors.Is(err, bucket.ErrNotFound) {
+		return info, &bucket.Error{Op: "stat", URL: key, Err: &bucket.ServerError{StatusCode: 403, Code: "AccessDenied"}}
+	}
+	return info, err
+}
+
+func (f forbiddenBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := f.Bucket.Get(ctx, key)
+	if errors.Is(err, bucket.ErrNotFound) {
+		return nil, &bucket.Error{Op: "get", URL: key, Err: &bucket.ServerError{StatusCode: 403, Code: "AccessDenied"}}
+	}
+	return rc, err
+}
+
+func TestForbiddenCountsAsMissing(t *testing.T) {
+	store := makeTestStore(t, 8, chainSpecs(3, 100))
+	b := dirBucket(t)
+	sum, err := Push(context.Background(), PushOptions{URI: mustURI(t, "file://"+b.Path()), Bucket: forbiddenBucket{b}, Paths: store.Infos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Pushed != 3 || !exists(t, b, CacheInfoKey) {
+		t.Errorf("summary %+v", sum)
+	}
+	checkConsistent(t, b, store.Dir, true, false, nil)
 }
