@@ -1,0 +1,588 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/releng-project/releng/internal/image/archive"
+	"github.com/releng-project/releng/internal/image/layer"
+	"github.com/releng-project/releng/internal/image/layering"
+	"github.com/releng-project/releng/internal/image/oci"
+	"github.com/releng-project/releng/internal/image/registry"
+)
+
+// Source is one system's image to push; exactly one field is set.
+type Source struct {
+	// Layout is an OCI layout written by Build (Dir/NAME-SYSTEM).
+	Layout string
+	// Input is built from the store while it is pushed: layers stream
+	// from the store to the registry without an intermediate file.
+	Input *Input
+	// Archive is a docker-archive Nix built, pushed with its own layers.
+	Archive *archive.Archive
+}
+
+// PushOptions configure Push.
+type PushOptions struct {
+	// Dest is HOST[:PORT]/REPO or oci:DIR.
+	Dest string
+	// Insecure allows plain HTTP (always allowed for localhost).
+	Insecure bool
+	// Tags are put on the index, in order; at least one.
+	Tags []string
+	// Annotations are added to the index's, which are the images' labels.
+	Annotations map[string]string
+	Keychain    authn.Keychain    // nil: Docker and containers credentials
+	Transport   http.RoundTripper // nil: http.DefaultTransport
+	ChunkSize   int64             // PATCH size of chunked uploads
+	Cache       *Cache
+	// RelengVersion is part of the layer cache keys.
+	RelengVersion string
+	// Jobs is how many blobs are checked or sent at once (default 8).
+	Jobs int
+	// IndexRetry is how long a 404 on an index put is retried (the
+	// registry not yet consistent); default one minute.
+	IndexRetry time.Duration
+	// Progress receives one line per step; nil is silent.
+	Progress func(string)
+	// UserAgent is sent to registries.
+	UserAgent string
+}
+
+// PushResult says what a push did.
+type PushResult struct {
+	Dest      string         `json:"destination"`
+	Tags      []string       `json:"tags"`
+	Index     oci.Descriptor `json:"index"`
+	Images    []PushedImage  `json:"images"`
+	Present   int            `json:"layers_present"`
+	Mounted   int            `json:"layers_mounted"`
+	Uploaded  int            `json:"layers_uploaded"`
+	Stats     registry.Stats `json:"sent"`
+	Duration  time.Duration  `json:"-"`
+	Recovered int            `json:"stale_cache_entries,omitempty"`
+}
+
+// PushedImage is one platform's image of a push.
+type PushedImage struct {
+	System   string         `json:"system"`
+	Platform oci.Platform   `json:"platform"`
+	Manifest oci.Descriptor `json:"manifest"`
+}
+
+func (o *PushOptions) say(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// CheckAccess checks, sending nothing that stays, that the credentials
+// found for dest allow pushing there (SPEC §10.1).
+func CheckAccess(ctx context.Context, dest string, opts PushOptions) error {
+	t, err := openTarget(ctx, dest, opts)
+	if err != nil {
+		return err
+	}
+	return t.CheckPush(ctx)
+}
+
+func openTarget(ctx context.Context, dest string, opts PushOptions) (registry.Target, error) {
+	return registry.Open(ctx, dest, registry.Options{
+		Insecure: opts.Insecure, Keychain: opts.Keychain, Transport: opts.Transport,
+		ChunkSize: opts.ChunkSize, UserAgent: opts.UserAgent,
+	})
+}
+
+// pLayer is a layer on its way to a target.
+type pLayer struct {
+	mediaType string
+	known     *layer.Digests // digests known before sending (layout, archive, cache)
+	key       string         // layer cache key, "" for none
+	file      string         // blob file (layout)
+	write     func(io.Writer) error
+	comp      layer.Compression
+	arch      *archive.Layer
+	final     layer.Digests
+	present   bool
+}
+
+// pImage is one platform's image on its way to a target.
+type pImage struct {
+	system   string
+	platform oci.Platform
+	labels   map[string]string
+	layers   []*pLayer
+	arch     *archive.Archive
+	config   func([]layer.Digests) ([]byte, error)
+	manifest []byte // as built; nil: made from config and layers
+}
+
+// Push sends the sources — one per system — to opts.Dest: every blob the
+// destination lacks (HEAD first; mounted from another repository of the
+// same registry when the cache knows one), each image manifest untagged,
+// then one OCI index with a platform entry per image and the images'
+// labels as annotations, put to every tag.
+func Push(ctx context.Context, sources []Source, opts PushOptions) (*PushResult, error) {
+	start := time.Now()
+	if len(sources) == 0 {
+		return nil, errors.New("nothing to push")
+	}
+	if len(opts.Tags) == 0 {
+		return nil, errors.New("no tags to push: give at least one")
+	}
+	for _, tag := range opts.Tags {
+		if err := registry.ValidTag(tag); err != nil {
+			return nil, err
+		}
+	}
+	// Everything is read and checked before the first request.
+	var imgs []*pImage
+	seen := map[string]string{}
+	for _, s := range sources {
+		img, err := prepare(s, opts)
+		if err != nil {
+			return nil, err
+		}
+		key := img.platform.OS + "/" + img.platform.Architecture + "/" + img.platform.Variant
+		if prev, dup := seen[key]; dup {
+			return nil, fmt.Errorf("two images for platform %s (%s and %s): an index holds one per platform", key, prev, img.system)
+		}
+		seen[key] = img.system
+		imgs = append(imgs, img)
+	}
+	target, err := openTarget(ctx, opts.Dest, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &PushResult{Dest: opts.Dest, Tags: opts.Tags}
+	index := oci.Index{SchemaVersion: 2, MediaType: oci.MediaTypeIndex, Annotations: map[string]string{}}
+	for _, img := range imgs {
+		desc, err := pushImage(ctx, target, img, opts, res)
+		if err != nil {
+			return nil, fmt.Errorf("push %s image to %s: %w", img.system, opts.Dest, err)
+		}
+		platform := img.platform
+		desc.Platform = &platform
+		index.Manifests = append(index.Manifests, desc)
+		res.Images = append(res.Images, PushedImage{System: img.system, Platform: platform, Manifest: oci.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}})
+		for k, v := range img.labels {
+			if _, ok := index.Annotations[k]; !ok {
+				index.Annotations[k] = v
+			}
+		}
+	}
+	for k, v := range opts.Annotations {
+		index.Annotations[k] = v
+	}
+	if len(index.Annotations) == 0 {
+		index.Annotations = nil
+	}
+	ib, err := json.Marshal(index)
+	if err != nil {
+		return nil, err
+	}
+	res.Index = oci.Descriptor{MediaType: oci.MediaTypeIndex, Digest: oci.Digest(ib), Size: int64(len(ib))}
+	for _, tag := range opts.Tags {
+		if err := putIndex(ctx, target, tag, ib, opts.IndexRetry); err != nil {
+			return nil, fmt.Errorf("tag %s:%s: %w", opts.Dest, tag, err)
+		}
+		opts.say("tagged %s:%s → %s", opts.Dest, tag, res.Index.Digest)
+	}
+	res.Stats = target.Stats()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// putIndex puts the index to tag, retrying 404s (a registry that does not
+// see the manifests just pushed yet) with backoff for up to limit.
+func putIndex(ctx context.Context, t registry.Target, tag string, body []byte, limit time.Duration) error {
+	if limit <= 0 {
+		limit = time.Minute
+	}
+	deadline := time.Now().Add(limit)
+	wait := 250 * time.Millisecond
+	for {
+		err := t.PutManifest(ctx, tag, oci.MediaTypeIndex, body)
+		if err == nil {
+			return nil
+		}
+		if !registry.NotFound(err) && !registry.Transient(err) {
+			return err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w (still failing after retrying for %s)", err, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 8*time.Second)
+	}
+}
+
+// prepare reads a source into a pImage.
+func prepare(s Source, opts PushOptions) (*pImage, error) {
+	switch {
+	case s.Layout != "":
+		return prepareLayout(s.Layout)
+	case s.Input != nil:
+		p, err := s.Input.Plan(opts.RelengVersion)
+		if err != nil {
+			return nil, err
+		}
+		img := &pImage{system: p.In.System, platform: p.Platform, labels: p.In.Config.Labels, config: p.ConfigBlob}
+		for _, l := range p.Layers {
+			pl := &pLayer{mediaType: p.In.Compression.MediaType(), key: l.Key, write: l.write, comp: p.In.Compression}
+			if d, ok := opts.Cache.Get(l.Key); ok {
+				pl.known = &d
+			}
+			img.layers = append(img.layers, pl)
+		}
+		return img, nil
+	case s.Archive != nil:
+		a := s.Archive
+		img := &pImage{system: systemOf(a.Platform), platform: a.Platform, labels: a.ConfigFile.Config.Labels, arch: a}
+		cfg := a.Config
+		img.config = func([]layer.Digests) ([]byte, error) { return cfg, nil }
+		for i := range a.Layers {
+			al := &a.Layers[i]
+			pl := &pLayer{arch: al, comp: layer.Gzip}
+			switch al.Compression {
+			case "gzip", "zstd":
+				pl.mediaType = layer.Compression(al.Compression).MediaType()
+				pl.known = &layer.Digests{Digest: al.Digest, Size: al.Size, DiffID: al.DiffID, DiffSize: al.DiffSize}
+			default: // an uncompressed tar, as dockerTools writes: compressed on the way
+				pl.mediaType = layer.Gzip.MediaType()
+				pl.key = layerKey(opts.RelengVersion, "archive", string(layer.Gzip), al.DiffID)
+				if d, ok := opts.Cache.Get(pl.key); ok && d.DiffID == al.DiffID {
+					pl.known = &d
+				}
+			}
+			img.layers = append(img.layers, pl)
+		}
+		return img, nil
+	}
+	return nil, errors.New("empty image source")
+}
+
+func systemOf(p oci.Platform) string {
+	for _, s := range []string{"x86_64-linux", "aarch64-linux", "i686-linux", "armv7l-linux", "armv6l-linux", "riscv64-linux", "powerpc64le-linux", "s390x-linux", "loongarch64-linux"} {
+		if q, _ := oci.PlatformOf(s); q.Architecture == p.Architecture && (q.Variant == p.Variant || p.Variant == "") {
+			return s
+		}
+	}
+	return p.OS + "/" + p.Architecture
+}
+
+// prepareLayout reads the image of an OCI layout written by Build.
+func prepareLayout(dir string) (*pImage, error) {
+	read := func(name string, limit int64) ([]byte, error) {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("OCI layout %s: %w (run `releng image build` again)", dir, err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, limit+1))
+		if err == nil && int64(len(data)) > limit {
+			err = fmt.Errorf("larger than %d bytes", limit)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("OCI layout %s: %s: %w", dir, name, err)
+		}
+		return data, nil
+	}
+	blob := func(d string) string { return filepath.Join("blobs", "sha256", oci.Hex(d)) }
+	ib, err := read("index.json", 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var idx oci.Index
+	if err := json.Unmarshal(ib, &idx); err != nil || len(idx.Manifests) != 1 {
+		return nil, fmt.Errorf("OCI layout %s: index.json must hold exactly one image manifest, as `releng image build` writes (%v)", dir, err)
+	}
+	md := idx.Manifests[0]
+	if err := registry.ValidDigest(md.Digest); err != nil {
+		return nil, fmt.Errorf("OCI layout %s: %w", dir, err)
+	}
+	mb, err := read(blob(md.Digest), 4<<20)
+	if err != nil {
+		return nil, err
+	}
+	if oci.Digest(mb) != md.Digest {
+		return nil, fmt.Errorf("OCI layout %s: manifest %s is corrupt (its digest differs): run `releng image build` again", dir, md.Digest)
+	}
+	var m oci.Manifest
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return nil, fmt.Errorf("OCI layout %s: manifest: %v", dir, err)
+	}
+	if err := registry.ValidDigest(m.Config.Digest); err != nil {
+		return nil, fmt.Errorf("OCI layout %s: config: %w", dir, err)
+	}
+	cb, err := read(blob(m.Config.Digest), 16<<20)
+	if err != nil {
+		return nil, err
+	}
+	var cf oci.ConfigFile
+	if err := json.Unmarshal(cb, &cf); err != nil || len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("OCI layout %s: config %s does not match the manifest's %d layers", dir, m.Config.Digest, len(m.Layers))
+	}
+	platform := oci.Platform{Architecture: cf.Architecture, OS: cf.OS, Variant: cf.Variant}
+	if md.Platform != nil {
+		platform = *md.Platform
+	}
+	img := &pImage{system: systemOf(platform), platform: platform, labels: cf.Config.Labels, manifest: mb}
+	img.config = func([]layer.Digests) ([]byte, error) { return cb, nil }
+	for i, l := range m.Layers {
+		if err := registry.ValidDigest(l.Digest); err != nil {
+			return nil, fmt.Errorf("OCI layout %s: layer %d: %w", dir, i+1, err)
+		}
+		file := filepath.Join(dir, blob(l.Digest))
+		if st, err := os.Stat(file); err != nil || st.Size() != l.Size {
+			return nil, fmt.Errorf("OCI layout %s: layer %s is missing or has the wrong size: run `releng image build` again", dir, l.Digest)
+		}
+		img.layers = append(img.layers, &pLayer{mediaType: l.MediaType, file: file,
+			known: &layer.Digests{Digest: l.Digest, Size: l.Size, DiffID: cf.RootFS.DiffIDs[i]}})
+	}
+	return img, nil
+}
+
+// withRetry runs f up to three times while it fails transiently.
+func withRetry(ctx context.Context, f func() error) error {
+	var err error
+	for attempt, wait := 0, time.Second; attempt < 3; attempt, wait = attempt+1, wait*2 {
+		if err = f(); err == nil || !registry.Transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	return err
+}
+
+// pushImage sends one image's blobs and its manifest (untagged).
+func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOptions, res *PushResult) (oci.Descriptor, error) {
+	njobs := opts.Jobs
+	if njobs <= 0 {
+		njobs = 8
+	}
+	remote, _ := t.(*registry.Remote)
+	var mu sync.Mutex
+	count := func(p *int) { mu.Lock(); *p++; mu.Unlock() }
+
+	// 1. What is there already.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(njobs)
+	for _, l := range img.layers {
+		if l.known == nil {
+			continue
+		}
+		g.Go(func() error {
+			var ok bool
+			err := withRetry(gctx, func() (err error) { ok, err = t.HasBlob(gctx, l.known.Digest); return })
+			if err != nil {
+				return err
+			}
+			if !ok && remote != nil {
+				if ok, err = t.Mount(gctx, l.known.Digest, opts.Cache.Locations(l.known.Digest)); err != nil {
+					return err
+				}
+				if ok {
+					count(&res.Mounted)
+				}
+			} else if ok {
+				count(&res.Present)
+			}
+			if ok {
+				l.present, l.final = true, *l.known
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return oci.Descriptor{}, err
+	}
+	var missing []*pLayer
+	var bytes int64
+	for _, l := range img.layers {
+		if !l.present {
+			missing = append(missing, l)
+			if l.known != nil {
+				bytes += l.known.Size
+			}
+		}
+	}
+	opts.say("%s (%s): %d layers, %d to send%s", opts.Dest, img.system, len(img.layers), len(missing), sizeNote(bytes, missing))
+
+	// 2. Send what is missing.
+	if img.arch != nil {
+		if err := sendArchiveLayers(ctx, t, img, missing, opts); err != nil {
+			return oci.Descriptor{}, err
+		}
+	} else {
+		// Biggest first; streamed (unknown) layers are as big as their NARs.
+		sort.SliceStable(missing, func(i, j int) bool { return weight(missing[i]) > weight(missing[j]) })
+		g, gctx = errgroup.WithContext(ctx)
+		g.SetLimit(njobs)
+		for _, l := range missing {
+			g.Go(func() error { return sendLayer(gctx, t, l, opts, res, &mu) })
+		}
+		if err := g.Wait(); err != nil {
+			return oci.Descriptor{}, err
+		}
+	}
+	res.Uploaded += len(missing)
+
+	// 3. Config and manifest.
+	digests := make([]layer.Digests, len(img.layers))
+	descs := make([]oci.Descriptor, len(img.layers))
+	for i, l := range img.layers {
+		digests[i] = l.final
+		descs[i] = oci.Descriptor{MediaType: l.mediaType, Digest: l.final.Digest, Size: l.final.Size}
+	}
+	cfg, err := img.config(digests)
+	if err != nil {
+		return oci.Descriptor{}, err
+	}
+	cd := oci.Digest(cfg)
+	var has bool
+	if err := withRetry(ctx, func() (err error) { has, err = t.HasBlob(ctx, cd); return }); err != nil {
+		return oci.Descriptor{}, err
+	}
+	if !has {
+		if err := withRetry(ctx, func() error { return t.PutBlob(ctx, cd, int64(len(cfg)), strings.NewReader(string(cfg))) }); err != nil {
+			return oci.Descriptor{}, fmt.Errorf("config: %w", err)
+		}
+	}
+	man := img.manifest
+	if man == nil {
+		if man, err = manifestBlob(cfg, descs); err != nil {
+			return oci.Descriptor{}, err
+		}
+	}
+	md := oci.Digest(man)
+	if err := withRetry(ctx, func() error { return t.PutManifest(ctx, md, oci.MediaTypeManifest, man) }); err != nil {
+		return oci.Descriptor{}, fmt.Errorf("manifest: %w", err)
+	}
+	if remote != nil {
+		for _, d := range append(digests, layer.Digests{Digest: cd}) {
+			opts.Cache.AddLocation(d.Digest, remote.Repository())
+		}
+	}
+	return oci.Descriptor{MediaType: oci.MediaTypeManifest, Digest: md, Size: int64(len(man))}, nil
+}
+
+func weight(l *pLayer) int64 {
+	if l.known != nil {
+		return l.known.Size
+	}
+	if l.arch != nil {
+		return l.arch.Size
+	}
+	return 1 << 40
+}
+
+func sizeNote(known int64, missing []*pLayer) string {
+	unknown := 0
+	for _, l := range missing {
+		if l.known == nil {
+			unknown++
+		}
+	}
+	switch {
+	case unknown > 0 && known > 0:
+		return fmt.Sprintf(" (%s, and %d built from the store on the way)", layering.FormatSize(known), unknown)
+	case unknown > 0:
+		return fmt.Sprintf(" (%d built from the store on the way)", unknown)
+	case known > 0:
+		return " (" + layering.FormatSize(known) + ")"
+	}
+	return ""
+}
+
+// sendLayer uploads one layer of a layout or store source.
+func sendLayer(ctx context.Context, t registry.Target, l *pLayer, opts PushOptions, res *PushResult, mu *sync.Mutex) error {
+	if l.file != "" {
+		return withRetry(ctx, func() error {
+			f, err := os.Open(l.file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := t.PutBlob(ctx, l.known.Digest, l.known.Size, f); err != nil {
+				return err
+			}
+			l.final = *l.known
+			return nil
+		})
+	}
+	// From the store: the tar is made and compressed while it is sent.
+	err := withRetry(ctx, func() error {
+		_, err := t.StreamBlob(ctx, func(w io.Writer) (string, error) {
+			d, err := layer.Build(w, l.comp, l.write)
+			l.final = d
+			return d.Digest, err
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if l.known != nil && l.known.Digest != l.final.Digest {
+		mu.Lock()
+		res.Recovered++
+		mu.Unlock()
+	}
+	opts.Cache.Put(l.key, l.final)
+	return nil
+}
+
+// sendArchiveLayers streams the missing layers of a docker-archive in one
+// pass over it: compressed layers as they are, tar layers compressed on
+// the way.
+func sendArchiveLayers(ctx context.Context, t registry.Target, img *pImage, missing []*pLayer, opts PushOptions) error {
+	byEntry := map[string][]*pLayer{}
+	for _, l := range missing {
+		byEntry[l.arch.Entry] = append(byEntry[l.arch.Entry], l)
+	}
+	return img.arch.Stream(func(al archive.Layer) bool { return len(byEntry[al.Entry]) > 0 }, func(al archive.Layer, r io.Reader) error {
+		ls := byEntry[al.Entry]
+		l := ls[0]
+		if l.known != nil && al.Compression != "" {
+			if err := t.PutBlob(ctx, l.known.Digest, l.known.Size, r); err != nil {
+				return fmt.Errorf("layer %s: %w", al.Entry, err)
+			}
+			l.final = *l.known
+		} else {
+			_, err := t.StreamBlob(ctx, func(w io.Writer) (string, error) {
+				d, err := layer.Compress(w, layer.Gzip, r)
+				l.final = d
+				return d.Digest, err
+			})
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", al.Entry, err)
+			}
+			opts.Cache.Put(l.key, l.final)
+		}
+		for _, other := range ls[1:] {
+			other.final = l.final
+		}
+		return nil
+	})
+}
