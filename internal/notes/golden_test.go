@@ -228,3 +228,27 @@ func TestGoldenPointRelease(t *testing.T) {
 		t.Errorf("summary updated for a point release: %q", res.Summary)
 	}
 }
+
+// TestFixturesCopyCurrent: the copy in testdata/fixtures is the shared
+// fixtures tree byte for byte, when that tree is beside the repository.
+func TestFixturesCopyCurrent(t *testing.T) {
+	shared := filepath.Join("..", "..", "..", "shared", "fixtures", "release-notes")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("no shared fixtures at %s", shared)
+	}
+	err := filepath.WalkDir(shared, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(shared, p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join("testdata", "fixtures", rel))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("testdata/fixtures/%s differs from %s: copy it again", rel, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
