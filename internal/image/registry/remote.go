@@ -250,10 +250,11 @@ func (r *Remote) StreamBlob(ctx context.Context, write func(io.Writer) (string, 
 	})
 	pr.CloseWithError(errors.New("upload stopped"))
 	<-done
-	if werr != nil {
-		return n, werr
+	if err != nil {
+		// When write failed first, the upload failed reading its error.
+		return n, err
 	}
-	return n, err
+	return n, werr
 }
 
 var chunkPool sync.Map // size → *sync.Pool
