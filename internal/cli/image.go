@@ -2,11 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +14,6 @@ import (
 	"github.com/releng-project/releng/internal/image"
 	"github.com/releng-project/releng/internal/image/archive"
 	"github.com/releng-project/releng/internal/image/layering"
-	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
 )
@@ -33,16 +29,6 @@ an OCI layout and a docker-archive, pushed multi-arch to registries.`,
 	}
 	c.AddCommand(app.imageBuildCommand(), app.imagePushCommand(), app.imageLayersCommand())
 	return c
-}
-
-// hostSystem is the Nix system of this machine, the default of images
-// that list no systems.
-func hostSystem() string {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64", "ppc64le": "powerpc64le", "s390x": "s390x"}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	return arch + "-" + runtime.GOOS
 }
 
 // selectImages returns the named [[images]] (all when names is empty).
@@ -75,10 +61,7 @@ func selectImages(cfg *config.Config, names []string) ([]*config.Image, error) {
 // imageSystems returns the systems to build im for: its systems, or the
 // one given with --system (which must be among them).
 func imageSystems(im *config.Image, only string) ([]string, error) {
-	systems := im.Systems
-	if len(systems) == 0 {
-		systems = []string{hostSystem()}
-	}
+	systems := image.Systems(im)
 	if only == "" {
 		return systems, nil
 	}
@@ -275,10 +258,12 @@ func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOpti
 			return err
 		}
 		for _, sys := range systems {
-			layout := filepath.Join(p.ReleaseDir(), "images", im.Name+"-"+sys)
-			if !o.fromStore && layoutHasVersion(layout, p.Version.Version) {
-				sources = append(sources, image.Source{Layout: layout})
-				continue
+			layout := image.LayoutPath(filepath.Join(p.ReleaseDir(), "images"), im.Name, sys)
+			if !o.fromStore {
+				if built, err := image.BuiltSources(filepath.Dir(layout), im.Name, []string{sys}, p.Version.Version); err == nil {
+					sources = append(sources, built...)
+					continue
+				}
 			}
 			app.progress(fmt.Sprintf("resolving image %s for %s (no build of %s in %s: layers come from the store)", im.Name, sys, p.Version.Version, layout))
 			in, err := image.Resolve(ctx, app.nix(p), im, sys, p.Version.Version, p.Vars())
@@ -306,20 +291,6 @@ func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOpti
 	}
 	fmt.Fprintf(app.Out, "layers: %d present, %d mounted, %d sent (%s)\n", res.Present, res.Mounted, res.Uploaded, layering.FormatSize(res.Stats.BlobBytes))
 	return nil
-}
-
-// layoutHasVersion reports whether the OCI layout at dir holds an image
-// tagged version.
-func layoutHasVersion(dir, version string) bool {
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if err != nil {
-		return false
-	}
-	var idx oci.Index
-	if json.Unmarshal(data, &idx) != nil || len(idx.Manifests) != 1 {
-		return false
-	}
-	return idx.Manifests[0].Annotations[oci.AnnotationRefName] == version
 }
 
 // archiveSources validates docker-archives before anything is pushed.

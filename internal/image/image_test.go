@@ -616,3 +616,27 @@ func TestFromConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestBuiltSources(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, sys, version string) {
+		idx := oci.Index{SchemaVersion: 2, Manifests: []oci.Descriptor{{Digest: "sha256:" + strings.Repeat("a", 64), Annotations: map[string]string{oci.AnnotationRefName: version}}}}
+		b, _ := json.Marshal(idx)
+		os.MkdirAll(LayoutPath(dir, name, sys), 0o755)
+		os.WriteFile(filepath.Join(LayoutPath(dir, name, sys), "index.json"), b, 0o644)
+	}
+	write("lix", "x86_64-linux", "2.93.0")
+	write("lix", "aarch64-linux", "2.92.0")
+	srcs, err := BuiltSources(dir, "lix", []string{"x86_64-linux"}, "2.93.0")
+	if err != nil || len(srcs) != 1 || srcs[0].Layout != LayoutPath(dir, "lix", "x86_64-linux") {
+		t.Fatalf("BuiltSources = %v, %v", srcs, err)
+	}
+	for sys, want := range map[string]string{"aarch64-linux": "holds version", "riscv64-linux": "was not built"} {
+		if _, err := BuiltSources(dir, "lix", []string{sys}, "2.93.0"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", sys, err, want)
+		}
+	}
+	if s := Systems(&config.Image{}); len(s) != 1 || s[0] != HostSystem() {
+		t.Errorf("default systems = %v", s)
+	}
+}
