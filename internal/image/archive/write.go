@@ -50,11 +50,12 @@ var epoch = time.Unix(1, 0).UTC()
 // bytes. The archive is a tar holding the compressed layer blobs as they
 // are: it is compressed (hence .tar.gz) without compressing anything twice,
 // and readers that cannot take an archive compressed as a whole (skopeo
-// 1.9, Debian 12's) read it directly.
+// 1.9, Debian 12's) read it directly. When w and the blobs are files, the
+// blobs are copied by the kernel (copy_file_range).
 func Write(w io.Writer, img Image) error {
-	tw := tar.NewWriter(w)
+	tw := &tarWriter{w: w}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
+		if err := tw.header(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: epoch}); err != nil {
 			return err
 		}
 	}
@@ -72,7 +73,7 @@ func Write(w io.Writer, img Image) error {
 			continue
 		}
 		written[b.Digest] = true
-		if err := copyBlob(tw, name, b); err != nil {
+		if err := tw.file(name, b); err != nil {
 			return err
 		}
 	}
@@ -89,11 +90,49 @@ func Write(w io.Writer, img Image) error {
 		if err != nil {
 			return err
 		}
-		if err := copyBlob(tw, doc.name, Blob{Size: int64(len(data)), Open: bytesOpener(data)}); err != nil {
+		if err := tw.file(doc.name, Blob{Size: int64(len(data)), Open: bytesOpener(data)}); err != nil {
 			return err
 		}
 	}
-	return tw.Close()
+	// The end of a tar archive: two zero blocks.
+	_, err := w.Write(make([]byte, 1024))
+	return err
+}
+
+// tarWriter writes the bytes archive/tar writes, but copies file contents
+// with io.Copy so that file-to-file copies stay in the kernel.
+type tarWriter struct{ w io.Writer }
+
+// header writes the header blocks archive/tar makes for hdr.
+func (t *tarWriter) header(hdr *tar.Header) error {
+	var buf bytes.Buffer
+	if err := tar.NewWriter(&buf).WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err := t.w.Write(buf.Bytes())
+	return err
+}
+
+func (t *tarWriter) file(name string, b Blob) error {
+	if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: b.Size, Mode: 0o644, ModTime: epoch}); err != nil {
+		return err
+	}
+	r, err := b.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	n, err := io.Copy(t.w, io.LimitReader(r, b.Size))
+	if err != nil {
+		return fmt.Errorf("docker-archive: copy %s: %w", name, err)
+	}
+	if n != b.Size {
+		return fmt.Errorf("docker-archive: blob %s has %d bytes, %d expected", b.Digest, n, b.Size)
+	}
+	if pad := (512 - b.Size%512) % 512; pad > 0 {
+		_, err = t.w.Write(make([]byte, pad))
+	}
+	return err
 }
 
 // dockerManifest is one entry of a docker-archive's manifest.json.
@@ -105,23 +144,4 @@ type dockerManifest struct {
 
 func bytesOpener(b []byte) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-}
-
-func copyBlob(tw *tar.Writer, name string, b Blob) error {
-	r, err := b.Open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: b.Size, Mode: 0o644, ModTime: epoch}); err != nil {
-		return err
-	}
-	n, err := io.Copy(tw, io.LimitReader(r, b.Size))
-	if err != nil {
-		return fmt.Errorf("docker-archive: copy %s: %w", name, err)
-	}
-	if n != b.Size {
-		return fmt.Errorf("docker-archive: blob %s has %d bytes, %d expected", b.Digest, n, b.Size)
-	}
-	return nil
 }

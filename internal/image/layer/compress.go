@@ -34,7 +34,7 @@ const (
 	// gzipWindow is deflate's window: the dictionary carried across blocks.
 	gzipWindow = 32 << 10
 	// inFlight bounds the blocks one writer holds at a time.
-	inFlight = 4
+	inFlight = 6
 )
 
 // MediaType is the OCI media type of a layer with this compression.
@@ -74,13 +74,18 @@ func NewCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 // cpu limits the deflate work of every writer of the process together.
 var cpu = make(chan struct{}, runtime.GOMAXPROCS(0))
 
-var flatePools sync.Map // level → *sync.Pool of *flate.Writer
+// flateWriters keeps deflate encoders (large tables) for reuse, per level.
+// A channel, not a sync.Pool: a garbage collection must not empty it, or
+// every collection would allocate new encoders and cause the next one.
+var flateWriters sync.Map // level → chan *flate.Writer
 
 func flateWriter(level int, dst io.Writer, dict []byte) *flate.Writer {
-	p, _ := flatePools.LoadOrStore(level, &sync.Pool{})
-	if fw, ok := p.(*sync.Pool).Get().(*flate.Writer); ok {
+	ch, _ := flateWriters.LoadOrStore(level, make(chan *flate.Writer, 2*cap(cpu)))
+	select {
+	case fw := <-ch.(chan *flate.Writer):
 		fw.ResetDict(dst, dict)
 		return fw
+	default:
 	}
 	fw, err := flate.NewWriterDict(dst, level, dict)
 	if err != nil {
@@ -90,24 +95,29 @@ func flateWriter(level int, dst io.Writer, dict []byte) *flate.Writer {
 }
 
 func putFlateWriter(level int, fw *flate.Writer) {
-	p, _ := flatePools.Load(level)
-	p.(*sync.Pool).Put(fw)
+	ch, _ := flateWriters.Load(level)
+	select {
+	case ch.(chan *flate.Writer) <- fw:
+	default:
+	}
 }
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlock); return &b }}
-
-// GzipWriter is a gzip writer that compresses blocks of its input in parallel and
-// deterministically: block boundaries are fixed, each block is deflated
-// with the previous block's last 32 KiB as dictionary and ends with a sync
-// flush, so the bytes depend on the input and the level alone. The header
-// has no name, no mtime and OS "unknown".
+// GzipWriter is a gzip writer that compresses blocks of its input in
+// parallel and deterministically: block boundaries are fixed, each block is
+// deflated with the previous block's last 32 KiB as dictionary and ends
+// with a sync flush, so the bytes depend on the input and the level alone.
+// The header has no name, no mtime and OS "unknown". At most inFlight
+// blocks, recycled, are held at a time.
 type GzipWriter struct {
 	level int
-	cur   *[]byte
-	dict  []byte
+	cur   *gzBlock
+	dict  [gzipWindow]byte
+	ndict int
 	crc   uint32
 	size  uint32
 
+	blocks int           // blocks allocated so far
+	free   chan *gzBlock // blocks written out, for reuse
 	queue  chan *gzBlock
 	done   chan struct{}
 	mu     sync.Mutex
@@ -117,8 +127,9 @@ type GzipWriter struct {
 }
 
 type gzBlock struct {
-	in    *[]byte
-	dict  []byte
+	in    []byte
+	dict  [gzipWindow]byte
+	ndict int
 	last  bool
 	out   bytes.Buffer
 	ready chan struct{}
@@ -127,11 +138,30 @@ type gzBlock struct {
 
 // NewGzip starts a gzip stream at the given deflate level into w.
 func NewGzip(w io.Writer, level int) *GzipWriter {
-	g := &GzipWriter{level: level, out: w, queue: make(chan *gzBlock, inFlight), done: make(chan struct{})}
-	g.cur = blockPool.Get().(*[]byte)
-	*g.cur = (*g.cur)[:0]
+	g := &GzipWriter{level: level, out: w, free: make(chan *gzBlock, inFlight), queue: make(chan *gzBlock, inFlight), done: make(chan struct{})}
+	g.cur = g.block()
 	go g.writeLoop()
 	return g
+}
+
+// block returns an empty block, waiting for one to be written out when
+// inFlight are in use.
+func (g *GzipWriter) block() *gzBlock {
+	var b *gzBlock
+	if g.blocks < inFlight {
+		select {
+		case b = <-g.free:
+		default:
+			g.blocks++
+			b = &gzBlock{in: make([]byte, 0, gzipBlock)}
+		}
+	} else {
+		b = <-g.free
+	}
+	b.in, b.last, b.err, b.ndict = b.in[:0], false, nil, 0
+	b.out.Reset()
+	b.ready = make(chan struct{})
+	return b
 }
 
 func (g *GzipWriter) setErr(err error) {
@@ -165,7 +195,10 @@ func (g *GzipWriter) writeLoop() {
 				g.setErr(err)
 			}
 		}
-		blockPool.Put(b.in)
+		select {
+		case g.free <- b:
+		default:
+		}
 	}
 }
 
@@ -181,11 +214,10 @@ func (g *GzipWriter) Write(p []byte) (int, error) {
 	g.crc = crc32.Update(g.crc, crc32.IEEETable, p)
 	g.size += uint32(len(p))
 	for len(p) > 0 {
-		room := gzipBlock - len(*g.cur)
-		k := min(room, len(p))
-		*g.cur = append(*g.cur, p[:k]...)
+		k := min(gzipBlock-len(g.cur.in), len(p))
+		g.cur.in = append(g.cur.in, p[:k]...)
 		p = p[k:]
-		if len(*g.cur) == gzipBlock {
+		if len(g.cur.in) == gzipBlock {
 			g.dispatch(false)
 		}
 	}
@@ -193,20 +225,18 @@ func (g *GzipWriter) Write(p []byte) (int, error) {
 }
 
 func (g *GzipWriter) dispatch(last bool) {
-	in := g.cur
-	b := &gzBlock{in: in, dict: g.dict, last: last, ready: make(chan struct{})}
+	b := g.cur
+	b.last = last
+	b.dict, b.ndict = g.dict, g.ndict
 	if !last {
-		data := *in
-		g.dict = append([]byte(nil), data[max(0, len(data)-gzipWindow):]...)
-		g.cur = blockPool.Get().(*[]byte)
-		*g.cur = (*g.cur)[:0]
+		g.ndict = copy(g.dict[:], b.in[len(b.in)-gzipWindow:])
 	}
-	g.queue <- b // blocks when inFlight blocks are waiting: backpressure
+	g.queue <- b
 	go func() {
 		cpu <- struct{}{}
 		defer func() { <-cpu }()
-		fw := flateWriter(g.level, &b.out, b.dict)
-		_, err := fw.Write(*b.in)
+		fw := flateWriter(g.level, &b.out, b.dict[:b.ndict])
+		_, err := fw.Write(b.in)
 		if err == nil {
 			if b.last {
 				err = fw.Close()
@@ -218,6 +248,9 @@ func (g *GzipWriter) dispatch(last bool) {
 		b.err = err
 		close(b.ready)
 	}()
+	if !last {
+		g.cur = g.block()
+	}
 }
 
 // Close compresses what is left and writes the trailer; it does not close

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,6 +31,9 @@ const FormatVersion = "releng-layer-1"
 
 // Epoch is the mtime of every entry: 1970-01-01T00:00:01Z.
 var Epoch = time.Unix(1, 0).UTC()
+
+// copyBuffers avoid a 32 KiB allocation per file copied.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // StoreDir is where store paths are inside an image.
 const StoreDir = "/nix/store"
@@ -127,7 +131,9 @@ func addFile(tw *tar.Writer, src, name string, st fs.FileInfo) error {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, io.LimitReader(f, st.Size()))
+	buf := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(tw, io.LimitReader(f, st.Size()), *buf)
+	copyBuffers.Put(buf)
 	if err != nil {
 		return fmt.Errorf("read %s for an image layer: %w", src, err)
 	}
@@ -310,7 +316,9 @@ func writeTopNode(tw *tar.Writer, n *topNode) error {
 			if err != nil {
 				return err
 			}
-			_, err = io.Copy(tw, io.LimitReader(f, hdr.Size))
+			buf := copyBuffers.Get().(*[]byte)
+			_, err = io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), *buf)
+			copyBuffers.Put(buf)
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("read %s: %w", c.src, err)

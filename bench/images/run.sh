@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmark releng's native images against umoci + skopeo, side by side,
+# and write bench/images/RESULTS.md (machine, command, figures).
+#
+# Usage: bench/images/run.sh            (RELENG_BENCH_ROUNDS=N to change the rounds, default 3)
+# Needs: nix-bin, docker-registry, umoci, skopeo, Go in /usr/local/go.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+RELENG_BENCH_REPORT="$report" go test ./bench/images -run '^$' -bench BenchmarkImages -benchtime 1x -count 1 -timeout 60m
+
+ver() { "$@" 2>/dev/null | head -n1 || echo unknown; }
+{
+  echo "# Image benchmark: releng vs umoci + skopeo"
+  echo
+  echo "Command: \`bench/images/run.sh\` (runs \`go test ./bench/images -run '^\$' -bench BenchmarkImages -benchtime 1x\`)."
+  echo "releng: \`releng image build\`, then \`releng image push --to 127.0.0.1:PORT/repo\`, with an empty layer cache and an empty repository;"
+  echo "then the same push again (nothing changed). Baseline: \`umoci init\` + \`umoci new\` + one \`umoci insert\` per store path,"
+  echo "then \`skopeo copy oci:… docker://…\`, then the same copy again. Same closure, same local docker-registry, page cache warm."
+  echo
+  cat "$report"
+  echo
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo) RAM, Linux $(uname -r)."
+  echo "Tools: $(ver go version); $(ver nix --version); $(ver umoci --version); $(ver skopeo --version); docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || echo unknown)."
+  echo "Date: $(date -u +%Y-%m-%d)."
+} > bench/images/RESULTS.md
+cat bench/images/RESULTS.md
