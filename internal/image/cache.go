@@ -151,4 +151,3 @@ func (c *Cache) AddLocation(digest, repo string) {
 	defer f.Close()
 	_, _ = f.WriteString(repo + "\n")
 }
-
