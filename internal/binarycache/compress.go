@@ -17,7 +17,7 @@ import (
 // FrameSize is the amount of NAR compressed into each independent zstd
 // frame. Frames are compressed in parallel; their bytes depend only on the
 // NAR and the level, never on the number of cores.
-const FrameSize = 16 << 20
+const FrameSize = 8 << 20
 
 // compressor is the pool of zstd workers shared by every NAR of a push,
 // with a budget of frame bytes in flight that bounds its memory.
@@ -41,7 +41,8 @@ type frame struct {
 
 // newCompressor starts workers (GOMAXPROCS when 0) zstd encoders at the
 // given Nix/zstd level (-1: the default, comparable to zstd -3). At most
-// workers+2 frames of input are in flight at once.
+// workers+1 frames of input are in flight at once (one being filled while
+// every worker compresses one), which bounds the memory of all NARs.
 func newCompressor(level, workers int) (*compressor, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -50,7 +51,7 @@ func newCompressor(level, workers int) (*compressor, error) {
 	if level > 0 {
 		lvl = zstd.EncoderLevelFromZstd(level)
 	}
-	inFlight := workers + 2
+	inFlight := workers + 1
 	c := &compressor{
 		level:   lvl,
 		workers: workers,
@@ -70,7 +71,7 @@ func newCompressor(level, workers int) (*compressor, error) {
 			defer c.wg.Done()
 			defer enc.Close()
 			for f := range c.jobs {
-				f.out = enc.EncodeAll(f.in, c.outBuf())
+				f.out = enc.EncodeAll(f.in, c.outBuf(len(f.in)))
 				close(f.done)
 			}
 		}()
@@ -95,12 +96,14 @@ func (c *compressor) inBuf(n int) []byte {
 	return make([]byte, 0, n)
 }
 
-func (c *compressor) outBuf() []byte {
+// outBuf returns a buffer for the compressed frame of n bytes; most NAR
+// data compresses to less than half, and a larger frame grows it.
+func (c *compressor) outBuf(n int) []byte {
 	select {
 	case b := <-c.outFree:
 		return b[:0]
 	default:
-		return nil
+		return make([]byte, 0, n/2+1024)
 	}
 }
 

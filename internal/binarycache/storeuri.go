@@ -333,7 +333,8 @@ type OpenOptions struct {
 	// region= (an environment's s3_endpoint and s3_region).
 	S3Endpoint, S3Region string
 	// PartConcurrency is the number of parts of one S3 upload in flight
-	// (default 2: NARs are uploaded several at a time).
+	// (default 1: NARs are uploaded several at a time, and each part in
+	// flight is a buffer of PartSize).
 	PartConcurrency int
 	// OnRetry is told about each retried S3 request.
 	OnRetry func(retry.Event)
@@ -373,7 +374,7 @@ func (u *StoreURI) Open(opts OpenOptions) (bucket.Bucket, error) {
 		cfg.PartSize = bucket.MinPartSize
 	}
 	if cfg.PartConcurrency == 0 {
-		cfg.PartConcurrency = 2
+		cfg.PartConcurrency = 1
 	}
 	b, err := s3.New(cfg)
 	if err != nil {

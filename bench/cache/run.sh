@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bench/cache/run.sh — `releng cache push` side by side with what a user
+# of Debian's Nix (no S3 support) has instead:
+#   (a) cold push to file://     vs  nix copy --to file://DIR?compression=zstd
+#   (b) cold push to MinIO (s3://) vs  nix copy to a directory + aws s3 sync,
+#                                    and nix copy --to http://HOST/BUCKET
+#   (c) second push, nothing new   vs  aws s3 sync of the unchanged directory
+#   (d) peak RSS of releng on both closures (/usr/bin/time)
+# on two closures added with nix-store --add (closures.sh): small (Go
+# toolchain + 50 doc dirs, 52 paths) and big (Go + JVM + x86_64-linux-gnu
+# libraries + 150 doc dirs, 154 paths). Every tool signs with the same key.
+#
+# Usage: bench/cache/run.sh [small|big|all]     RUNS=3 by default (medians)
+# Needs: nix (nix-bin), minio (scripts/install-deps.sh), aws (awscli), go.
+# Results: a markdown table on stdout and in $RELENG_BENCH_DIR/results.md
+# (default /tmp/releng-cache-bench); logs of every command in log/ there.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=${RELENG_BENCH_DIR:-/tmp/releng-cache-bench}
+runs=${RUNS:-3}
+which=${1:-all}
+case $which in small) closures=(small) ;; big) closures=(big) ;; all) closures=(small big) ;; *) echo "usage: $0 [small|big|all]" >&2; exit 2 ;; esac
+
+export PATH="$(go env GOPATH)/bin:$PATH"
+for tool in nix nix-store minio aws /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (see the header of $0)" >&2; exit 1; }
+done
+
+mkdir -p "$work/log" "$work/nixconf"
+rm -rf "$work/minio" "$work"/cache-*
+printf 'sandbox = false\nsubstituters =\nexperimental-features = nix-command flakes\n' > "$work/nixconf/nix.conf"
+getent group nixbld >/dev/null || echo 'build-users-group =' >> "$work/nixconf/nix.conf"
+export NIX_CONF_DIR="$work/nixconf"
+
+echo "building releng" >&2
+go build -o "$work/releng" "$repo/cmd/releng"
+if [ ! -f "$work/key.sec" ]; then
+  nix-store --generate-binary-cache-key bench-1 "$work/key.sec" "$work/key.pub"
+fi
+chmod 600 "$work/key.sec"
+key=$work/key.sec
+
+# MinIO on a free port, stopped on exit.
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(freeport)
+endpoint=http://127.0.0.1:$port
+MINIO_ROOT_USER=releng-bench MINIO_ROOT_PASSWORD=releng-bench-secret MINIO_BROWSER=off MINIO_UPDATE=off \
+  minio server "$work/minio" --address "127.0.0.1:$port" --console-address "127.0.0.1:$(freeport)" --quiet >"$work/log/minio.log" 2>&1 &
+minio_pid=$!
+trap 'kill $minio_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "$endpoint/minio/health/live" >/dev/null && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=releng-bench AWS_SECRET_ACCESS_KEY=releng-bench-secret AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_CONFIG_FILE=/dev/null
+awsep=(aws --endpoint-url "$endpoint")
+s3() { "${awsep[@]}" "$@"; }
+mkbucket() { # NAME [public-write]
+  s3 s3 mb "s3://$1" >/dev/null
+  if [ "${2:-}" = public-write ]; then
+    s3 s3api put-bucket-policy --bucket "$1" --policy "{\"Version\":\"2012-10-17\",\"Statement\":[
+      {\"Effect\":\"Allow\",\"Principal\":{\"AWS\":[\"*\"]},\"Action\":[\"s3:GetObject\",\"s3:PutObject\"],\"Resource\":[\"arn:aws:s3:::$1/*\"]},
+      {\"Effect\":\"Allow\",\"Principal\":{\"AWS\":[\"*\"]},\"Action\":[\"s3:ListBucket\",\"s3:GetBucketLocation\"],\"Resource\":[\"arn:aws:s3:::$1\"]}]}"
+  fi
+}
+
+# measure NAME CMD… runs CMD (output to log/NAME.log) and appends
+# "NAME SECONDS MAXRSS_KB" to $work/times.
+: > "$work/times"
+measure() {
+  local name=$1; shift
+  sync # nobody pays for the previous command's dirty pages
+  /usr/bin/time -f "%e %M" -o "$work/time.out" "$@" >"$work/log/$name.log" 2>&1 || {
+    echo "run.sh: $name failed: $* (see $work/log/$name.log)" >&2; tail -5 "$work/log/$name.log" >&2; exit 1; }
+  echo "$name $(cat "$work/time.out")" >> "$work/times"
+  echo "  $name: $(cut -d' ' -f1 "$work/time.out") s" >&2
+}
+narbytes() { du -sb --apparent-size "$1/nar" | cut -f1; }
+
+for c in "${closures[@]}"; do
+  echo "closure $c: adding it to the store" >&2
+  root=$("$repo/bench/cache/closures.sh" "$c" 2>"$work/log/closure-$c.log")
+  npaths=$(nix-store -qR "$root" | wc -l)
+  narsize=$(nix path-info -S "$root" | awk '{print $2}')
+  echo "$c root $root paths $npaths nar $narsize" >> "$work/times"
+  # Warm the page cache so that no tool pays for the first read.
+  nix-store -qR "$root" | while read -r p; do nix-store --dump "$p" >/dev/null; done
+  for r in $(seq "$runs"); do
+    echo "closure $c, run $r" >&2
+    nixdir=$work/cache-nix-$c-$r reldir=$work/cache-releng-$c-$r
+    # (a) file://
+    measure "$c-nix-file" nix copy --to "file://$nixdir?compression=zstd&secret-key=$key" "$root"
+    measure "$c-releng-file" "$work/releng" cache push --to "file://$reldir?compression=zstd&secret-key=$key" "$root"
+    echo "$c-bytes-nix $(narbytes "$nixdir") 0" >> "$work/times"
+    echo "$c-bytes-releng $(narbytes "$reldir") 0" >> "$work/times"
+    # (b) MinIO, cold
+    mkbucket "sync-$c-$r"; mkbucket "http-$c-$r" public-write; mkbucket "releng-$c-$r"
+    measure "$c-aws-sync" "${awsep[@]}" s3 sync --no-progress "$nixdir" "s3://sync-$c-$r"
+    measure "$c-nix-http" nix copy --to "$endpoint/http-$c-$r?compression=zstd&secret-key=$key" "$root"
+    measure "$c-releng-s3" "$work/releng" cache push --to "s3://releng-$c-$r?endpoint=127.0.0.1:$port&scheme=http&region=us-east-1&compression=zstd&secret-key=$key" "$root"
+    # (c) nothing changed
+    measure "$c-aws-sync-again" "${awsep[@]}" s3 sync --no-progress "$nixdir" "s3://sync-$c-$r"
+    measure "$c-releng-s3-again" "$work/releng" cache push --to "s3://releng-$c-$r?endpoint=127.0.0.1:$port&scheme=http&region=us-east-1&compression=zstd&secret-key=$key" "$root"
+    rm -rf "$nixdir" "$reldir"
+    for b in "sync-$c-$r" "http-$c-$r" "releng-$c-$r"; do s3 s3 rb --force "s3://$b" >/dev/null 2>&1 || true; done
+  done
+done
+
+python3 - "$work/times" "$runs" <<'EOF' | tee "$work/results.md"
+import statistics, sys
+from collections import defaultdict
+t, rss, info = defaultdict(list), defaultdict(list), {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f[1] == "root":
+        info[f[0]] = f
+        continue
+    t[f[0]].append(float(f[1])); rss[f[0]].append(int(f[2]))
+med = lambda k: statistics.median(t[k])
+print(f"Medians of {sys.argv[2]} runs; seconds of wall time; ratio = releng / baseline.\n")
+print("| closure | measure | releng | baseline | ratio | target |")
+print("|---|---|---|---|---|---|")
+for c in ("small", "big"):
+    if c + "-nix-file" not in t:
+        continue
+    r = info[c]
+    label = f"{c} ({r[4]} paths, {int(r[6])/1e6:.0f} MB NAR)"
+    a_rel, a_nix = med(c + "-releng-file"), med(c + "-nix-file")
+    print(f"| {label} | (a) cold push to file:// vs nix copy --to file://…?compression=zstd | {a_rel:.2f} s | {a_nix:.2f} s | {a_rel/a_nix:.2f} | ≤ 0.6 |")
+    b_rel, b_nix = med(c + "-bytes-releng"), med(c + "-bytes-nix")
+    print(f"| {label} | (a) NAR bytes written | {b_rel/1e6:.1f} MB | {b_nix/1e6:.1f} MB | {b_rel/b_nix:.3f} | ≤ 1.02 |")
+    route1 = a_nix + med(c + "-aws-sync")
+    http = med(c + "-nix-http")
+    best = min(route1, http)
+    s_rel = med(c + "-releng-s3")
+    print(f"| {label} | (b) cold push to MinIO vs nix copy to dir + aws s3 sync ({route1:.2f} s) / nix copy --to http:// ({http:.2f} s) | {s_rel:.2f} s | {best:.2f} s | {s_rel/best:.2f} | ≤ 0.5 |")
+    again_rel, again_aws = med(c + "-releng-s3-again"), med(c + "-aws-sync-again")
+    print(f"| {label} | (c) second push, nothing changed vs aws s3 sync of the unchanged dir | {again_rel:.2f} s | {again_aws:.2f} s | {again_rel/again_aws:.2f} | ≤ 0.5 |")
+    peak = max(rss[c + "-releng-file"] + rss[c + "-releng-s3"])
+    print(f"| {label} | (d) peak RSS of releng (file:// and MinIO pushes) | {peak/1024:.0f} MiB | | | big ≤ 200 MiB |")
+if "small-nix-file" in t and "big-nix-file" in t:
+    ps = max(rss["small-releng-file"] + rss["small-releng-s3"]); pb = max(rss["big-releng-file"] + rss["big-releng-s3"])
+    print(f"| both | (d) peak RSS big / small | {pb/1024:.0f} MiB | {ps/1024:.0f} MiB | {pb/ps:.2f} | ≤ 1.5 |")
+EOF
