@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"testing"
 	"time"
-
 )
 
 // compressFrames compresses data through a frameWriter, written in chunks
