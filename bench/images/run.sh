@@ -2,7 +2,7 @@
 # Benchmark releng's native images against umoci + skopeo, side by side,
 # and write bench/images/RESULTS.md (machine, command, figures).
 #
-# Usage: bench/images/run.sh            (RELENG_BENCH_ROUNDS=N to change the rounds, default 3)
+# Usage: bench/images/run.sh            (RELENG_BENCH_ROUNDS=N to change the rounds, default 5)
 # Needs: nix-bin, docker-registry, umoci, skopeo, Go in /usr/local/go.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
