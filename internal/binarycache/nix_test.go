@@ -3,6 +3,7 @@ package binarycache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/nixstore"
 	"github.com/releng-project/releng/internal/testenv"
 )
@@ -215,5 +217,56 @@ func TestNixPathNotInStore(t *testing.T) {
 			}
 		})
 	}
-	_ = os.Remove
+}
+
+// TestCorruptPathS3: a corrupt path's multipart NAR upload to MinIO is
+// abandoned: no object, no narinfo, no unfinished upload left behind.
+func TestCorruptPathS3(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "corrupt", false)
+	store := makeTestStore(t, 11, []pathSpec{
+		{name: "ok", files: map[string]int{"a": 1000}},
+		{name: "bad", random: map[string]int{"big": 48 << 20}, refs: []int{0}}, // more than the frames in flight
+		{name: "top", files: map[string]int{"b": 1000}, refs: []int{1}},
+	})
+	var bad nixstore.PathInfo
+	for _, pi := range store.Infos {
+		if pi.Path.Name == "bad" {
+			bad = pi
+		}
+	}
+	f := filepath.Join(bad.Path.String(), "big")
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-10] ^= 0xff // near the end: after several parts were sent
+	if err := os.WriteFile(f, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newProxy(t, m.Endpoint)
+	uri := mustURI(t, "s3://corrupt?endpoint="+proxy.Addr+"&scheme=http&region=us-east-1")
+	b, err := uri.Open(OpenOptions{Credentials: &credentials.Credentials{ID: m.AccessKey, Secret: credentials.Secret(m.SecretKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Path != bad.Path {
+		t.Fatalf("err = %v, want a CorruptError for %s", err, bad.Path)
+	}
+	var multipart bool
+	for _, r := range proxy.Requests() {
+		multipart = multipart || strings.Contains(r.RawQuery, "partNumber=2")
+	}
+	if !multipart {
+		t.Error("the corrupt NAR was not sent as a multipart upload: the test does not test what it should")
+	}
+	if exists(t, b, bad.Path.Hash+".narinfo") || exists(t, b, "nar/"+nixbase32(bad.NarHash)+".nar.zst") {
+		t.Error("something of the corrupt path was published")
+	}
+	checkConsistent(t, b, store.Dir, true, false, nil)
+	for up := range m.Client(t).ListIncompleteUploads(context.Background(), "corrupt", "", true) {
+		t.Errorf("unfinished upload left: %+v", up)
+	}
 }

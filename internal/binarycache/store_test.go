@@ -24,9 +24,10 @@ type testStore struct {
 // pseudo-random, compressible content) and references (indexes of earlier
 // paths).
 type pathSpec struct {
-	name  string
-	files map[string]int
-	refs  []int
+	name   string
+	files  map[string]int
+	random map[string]int // files of incompressible bytes
+	refs   []int
 }
 
 const nixbase32Chars = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -59,6 +60,15 @@ func makeTestStore(t testing.TB, seed uint64, specs []pathSpec) *testStore {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(f, testContent(rng, size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, size := range spec.random {
+			b := make([]byte, size)
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			if err := os.WriteFile(filepath.Join(sp.String(), name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
