@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/releng-project/releng/internal/bucket/buckettest"
+	"github.com/releng-project/releng/internal/bucket/retry"
 	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/nixstore"
 	"github.com/releng-project/releng/internal/testenv"
@@ -269,4 +271,47 @@ func TestCorruptPathS3(t *testing.T) {
 	for up := range m.Client(t).ListIncompleteUploads(context.Background(), "corrupt", "", true) {
 		t.Errorf("unfinished upload left: %+v", up)
 	}
+}
+
+// TestPushS3Faults: connection resets and 503s in the middle of a push
+// (through a fault-injecting proxy in front of MinIO) are retried; the push
+// completes and the cache is whole.
+func TestPushS3Faults(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "faults", false)
+	store := makeTestStore(t, 12, []pathSpec{
+		{name: "big", random: map[string]int{"blob": 24 << 20}},
+		{name: "a", files: map[string]int{"x": 5000}, refs: []int{0}},
+		{name: "b", files: map[string]int{"y": 7000}, refs: []int{1}},
+	})
+	proxy := newProxy(t, m.Endpoint)
+	uri := mustURI(t, "s3://faults?endpoint="+proxy.Addr+"&scheme=http&region=us-east-1&write-nar-listing=true")
+	var retries int
+	b, err := uri.Open(OpenOptions{
+		Credentials: &credentials.Credentials{ID: m.AccessKey, Secret: credentials.Secret(m.SecretKey)},
+		OnRetry:     func(retry.Event) { retries++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the existence checks, faults hit the uploads.
+	n := 0
+	_, err = Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos, OnEvent: func(e Event) {
+		if e.Kind == EventNARStart && n == 0 {
+			n++
+			proxy.Fail(2, buckettest.Fault503)
+			proxy.Fail(2, buckettest.FaultResetMidBody)
+			proxy.Fail(1, buckettest.FaultReset)
+		}
+	}})
+	if err != nil {
+		t.Fatalf("push through faults: %v", err)
+	}
+	if proxy.Pending() != 0 {
+		t.Errorf("%d faults were not injected", proxy.Pending())
+	}
+	if got := checkConsistent(t, b, store.Dir, true, true, nil); got != len(store.Infos) {
+		t.Errorf("%d narinfos, want %d", got, len(store.Infos))
+	}
+	t.Logf("%d retries by the decorator", retries)
 }

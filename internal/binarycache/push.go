@@ -558,6 +558,7 @@ func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 	}
 	copy(it.fileHash[:], sha)
 	it.fileSize = info.Size
+	p.narBytes.Add(int64(pi.NarSize))
 	p.fileBytes.Add(info.Size)
 	p.bytesOut.Add(info.Size)
 	p.objects.Add(1)
@@ -655,7 +656,7 @@ func (p *pusher) startAttempt(ctx context.Context, pi *nixstore.PathInfo) *attem
 	return a
 }
 
-// narCounter passes the NAR on, counts it for progress, and stops it as
+// narCounter passes the NAR on, reports it for progress, and stops it as
 // soon as it grows beyond the size the database records.
 type narCounter struct {
 	w       io.Writer
@@ -682,7 +683,6 @@ func (c *narCounter) Write(b []byte) (int, error) {
 
 func (c *narCounter) flush() {
 	if c.pending > 0 {
-		c.p.narBytes.Add(c.pending)
 		c.p.event(Event{Kind: EventNARBytes, Path: c.pi.Path, Bytes: c.pending})
 		c.pending = 0
 	}
