@@ -196,7 +196,7 @@ func buildOne(ctx context.Context, p *Planned, opts BuildOptions) (*Result, erro
 		for _, d := range descs {
 			img.Layers = append(img.Layers, fileBlob(final, d.Digest, d.Size))
 		}
-		err := fsutil.WriteAtomic(res.Archive, 0o644, func(w io.Writer) error { return archive.Write(w, img) })
+		err := writeRenamed(res.Archive, func(w io.Writer) error { return archive.Write(w, img) })
 		if err != nil {
 			return nil, fmt.Errorf("docker-archive %s: %w", res.Archive, err)
 		}
@@ -233,6 +233,33 @@ func fileBlob(layout, digest string, size int64) archive.Blob {
 	return archive.Blob{Digest: digest, Size: size, Open: func() (io.ReadCloser, error) {
 		return os.Open(filepath.Join(layout, "blobs", "sha256", oci.Hex(digest)))
 	}}
+}
+
+// writeRenamed writes path through a temporary file renamed into place, as
+// fsutil.WriteAtomic does but without fsync: a build output is checked
+// against build.json before it is published, and syncing hundreds of
+// megabytes costs more than rebuilding them after a crash.
+func writeRenamed(path string, fill func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = fill(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // linkOrCopy hard-links src to dst, copying when links are not possible.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -117,6 +118,7 @@ type pLayer struct {
 	arch      *archive.Layer
 	final     layer.Digests
 	present   bool
+	narSize   int64 // for layers made on the way: how big they are before compression
 }
 
 // pImage is one platform's image on its way to a target.
@@ -246,7 +248,7 @@ func prepare(s Source, opts PushOptions) (*pImage, error) {
 		}
 		img := &pImage{system: p.In.System, platform: p.Platform, labels: p.In.Config.Labels, config: p.ConfigBlob}
 		for _, l := range p.Layers {
-			pl := &pLayer{mediaType: p.In.Compression.MediaType(), key: l.Key, write: l.write, comp: p.In.Compression}
+			pl := &pLayer{mediaType: p.In.Compression.MediaType(), key: l.Key, write: l.write, comp: p.In.Compression, narSize: l.Size}
 			if d, ok := opts.Cache.Get(l.Key); ok {
 				pl.known = &d
 			}
@@ -439,7 +441,13 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 		// Biggest first; streamed (unknown) layers are as big as their NARs.
 		sort.SliceStable(missing, func(i, j int) bool { return weight(missing[i]) > weight(missing[j]) })
 		g, gctx = errgroup.WithContext(ctx)
-		g.SetLimit(njobs)
+		limit := njobs
+		if len(missing) > 0 && missing[0].file == "" {
+			// Layers made on the way are CPU-bound and hold compression
+			// blocks and upload chunks: as many as there are CPUs, at most 4.
+			limit = min(njobs, max(runtime.GOMAXPROCS(0), 1), 4)
+		}
+		g.SetLimit(limit)
 		for _, l := range missing {
 			g.Go(func() error { return sendLayer(gctx, t, l, opts, res, &mu) })
 		}
@@ -495,7 +503,7 @@ func weight(l *pLayer) int64 {
 	if l.arch != nil {
 		return l.arch.Size
 	}
-	return 1 << 40
+	return l.narSize
 }
 
 func sizeNote(known int64, missing []*pLayer) string {

@@ -126,17 +126,29 @@ func (r *Remote) explain(err error) error {
 
 // do sends a request and checks its status against ok.
 func (r *Remote) do(ctx context.Context, method, u string, body []byte, hdr map[string]string, ok ...int) (*http.Response, error) {
+	if body == nil {
+		return r.doBody(ctx, method, u, nil, 0, hdr, ok...)
+	}
+	return r.doBody(ctx, method, u, func() io.Reader { return bytes.NewReader(body) }, int64(len(body)), hdr, ok...)
+}
+
+// doBody sends a request whose body (of size bytes) body makes, afresh
+// for every attempt; body is nil for none.
+func (r *Remote) doBody(ctx context.Context, method, u string, body func() io.Reader, size int64, hdr map[string]string, ok ...int) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
-		rd = bytes.NewReader(body)
+		rd = body()
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
 	}
 	if body != nil {
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.ContentLength = size
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
+		if size == 0 {
+			req.Body = http.NoBody
+		}
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -225,7 +237,14 @@ func (r *Remote) PutBlob(ctx context.Context, digest string, size int64, src io.
 	if err := ValidDigest(digest); err != nil {
 		return err
 	}
-	n, err := r.upload(ctx, src, func() (string, error) { return digest, nil })
+	final := func() (string, error) { return digest, nil }
+	var n int64
+	var err error
+	if ra, ok := src.(io.ReaderAt); ok && size >= 0 {
+		n, err = r.uploadAt(ctx, ra, size, final)
+	} else {
+		n, err = r.upload(ctx, src, final)
+	}
 	if err == nil && size >= 0 && n != size {
 		return fmt.Errorf("blob %s: %d bytes sent, %d expected", digest, n, size)
 	}
@@ -272,78 +291,176 @@ func putChunk(size int64, b *[]byte) {
 // upload sends src: POST to open an upload, a PATCH per full chunk, and a
 // PUT with the rest and the digest final returns once src is exhausted.
 func (r *Remote) upload(ctx context.Context, src io.Reader, final func() (string, error)) (int64, error) {
-	resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/"), []byte{}, nil, http.StatusAccepted)
+	loc, cancel, err := r.startUpload(ctx)
 	if err != nil {
 		return 0, err
 	}
-	drain(resp)
-	loc, err := location(resp)
-	if err != nil {
-		return 0, err
+	// A reader fills chunks while the previous one is being sent, so that
+	// a streamed blob is made and sent at the same time.
+	type piece struct {
+		buf *[]byte
+		n   int
+		err error // nil: a full chunk, more may follow
 	}
-	cancel := func() {
-		if dr, err := r.do(context.WithoutCancel(ctx), http.MethodDelete, loc, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound); err == nil {
-			drain(dr)
+	pieces := make(chan piece, 1) // one chunk sent, one ready, one being filled
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(pieces)
+		for {
+			bp := getChunk(r.chunk)
+			n, err := io.ReadFull(src, *bp)
+			select {
+			case pieces <- piece{bp, n, err}:
+			case <-stop:
+				putChunk(r.chunk, bp)
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
+	}()
+	fail := func(err error) (int64, error) {
+		cancel()
+		return 0, err
 	}
-	bp := getChunk(r.chunk)
-	defer putChunk(r.chunk, bp)
-	buf := *bp
 	h := sha256.New()
 	var off int64
-	for {
-		n, rerr := io.ReadFull(src, buf)
-		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-			cancel()
-			return off, rerr
+	for p := range pieces {
+		buf := (*p.buf)[:p.n]
+		if p.err != nil && p.err != io.EOF && p.err != io.ErrUnexpectedEOF {
+			putChunk(r.chunk, p.buf)
+			return fail(p.err)
 		}
-		h.Write(buf[:n])
-		if rerr == nil { // a full chunk; more may follow
+		h.Write(buf)
+		if p.err == nil { // a full chunk; more may follow
 			hdr := map[string]string{
 				"Content-Type":  "application/octet-stream",
-				"Content-Range": fmt.Sprintf("%d-%d", off, off+int64(n)-1),
+				"Content-Range": fmt.Sprintf("%d-%d", off, off+int64(p.n)-1),
 			}
-			resp, err := r.do(ctx, http.MethodPatch, loc, buf[:n], hdr, http.StatusAccepted, http.StatusNoContent)
+			resp, err := r.do(ctx, http.MethodPatch, loc, buf, hdr, http.StatusAccepted, http.StatusNoContent)
+			putChunk(r.chunk, p.buf)
 			if err != nil {
-				cancel()
-				return off, err
+				return fail(err)
 			}
 			drain(resp)
 			if loc, err = location(resp); err != nil {
-				return off, err
+				return fail(err)
 			}
-			off += int64(n)
-			r.c.bytes.Add(int64(n))
+			off += int64(p.n)
+			r.c.bytes.Add(int64(p.n))
 			continue
 		}
+		defer putChunk(r.chunk, p.buf)
 		digest, err := final()
 		if err != nil {
-			cancel()
-			return off, err
+			return fail(err)
 		}
 		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
-			cancel()
-			return off, fmt.Errorf("%w: the bytes sent have digest %s, not %s", ErrDigestMismatch, got, digest)
+			return fail(fmt.Errorf("%w: the bytes sent have digest %s, not %s", ErrDigestMismatch, got, digest))
 		}
 		u, err := url.Parse(loc)
 		if err != nil {
-			cancel()
-			return off, err
+			return fail(err)
 		}
 		q := u.Query()
 		q.Set("digest", digest)
 		u.RawQuery = q.Encode()
-		resp, err := r.do(ctx, http.MethodPut, u.String(), buf[:n], map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated, http.StatusNoContent)
+		resp, err := r.do(ctx, http.MethodPut, u.String(), buf, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated, http.StatusNoContent)
 		if err != nil {
-			cancel()
-			return off, err
+			return fail(err)
 		}
 		drain(resp)
-		off += int64(n)
-		r.c.bytes.Add(int64(n))
+		off += int64(p.n)
+		r.c.bytes.Add(int64(p.n))
 		r.c.uploaded.Add(1)
 		return off, nil
 	}
+	return fail(errors.New("upload: the blob reader stopped early"))
+}
+
+// uploadAt sends size bytes of src (a file) like upload, but each chunk
+// is read straight from src into the request: no buffer, and a chunk can
+// be sent again if a connection drops.
+func (r *Remote) uploadAt(ctx context.Context, src io.ReaderAt, size int64, final func() (string, error)) (int64, error) {
+	loc, cancel, err := r.startUpload(ctx)
+	if err != nil {
+		return 0, err
+	}
+	digest, err := final()
+	if err != nil {
+		cancel()
+		return 0, err
+	}
+	h := sha256.New()
+	var off int64
+	for {
+		n := min(r.chunk, size-off)
+		last := off+n >= size
+		section := func() io.Reader { return io.NewSectionReader(src, off, n) }
+		// Hash what is read the first time through.
+		hashed := false
+		body := func() io.Reader {
+			if hashed {
+				return section()
+			}
+			hashed = true
+			return io.TeeReader(section(), h)
+		}
+		method, u := http.MethodPatch, loc
+		hdr := map[string]string{"Content-Type": "application/octet-stream"}
+		okCodes := []int{http.StatusAccepted, http.StatusNoContent}
+		if last {
+			pu, perr := url.Parse(loc)
+			if perr != nil {
+				cancel()
+				return off, perr
+			}
+			q := pu.Query()
+			q.Set("digest", digest)
+			pu.RawQuery = q.Encode()
+			method, u, okCodes = http.MethodPut, pu.String(), []int{http.StatusCreated, http.StatusNoContent}
+		} else {
+			hdr["Content-Range"] = fmt.Sprintf("%d-%d", off, off+n-1)
+		}
+		resp, err := r.doBody(ctx, method, u, body, n, hdr, okCodes...)
+		if err != nil {
+			cancel()
+			if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); last && got != digest {
+				return off, fmt.Errorf("%w: the bytes sent have digest %s, not %s", ErrDigestMismatch, got, digest)
+			}
+			return off, err
+		}
+		drain(resp)
+		off += n
+		r.c.bytes.Add(n)
+		if last {
+			r.c.uploaded.Add(1)
+			return off, nil
+		}
+		if loc, err = location(resp); err != nil {
+			cancel()
+			return off, err
+		}
+	}
+}
+
+// startUpload opens an upload session; cancel deletes it.
+func (r *Remote) startUpload(ctx context.Context) (loc string, cancel func(), err error) {
+	resp, err := r.do(ctx, http.MethodPost, r.url("/blobs/uploads/"), []byte{}, nil, http.StatusAccepted)
+	if err != nil {
+		return "", nil, err
+	}
+	drain(resp)
+	if loc, err = location(resp); err != nil {
+		return "", nil, err
+	}
+	return loc, func() {
+		if dr, err := r.do(context.WithoutCancel(ctx), http.MethodDelete, loc, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound); err == nil {
+			drain(dr)
+		}
+	}, nil
 }
 
 // PutManifest puts a manifest or index under a digest or tag.
