@@ -113,6 +113,9 @@ func (app *App) commands() []*cobra.Command {
 		app.prepareCommand(),
 		app.cacheCommand(),
 		app.imageCommand(),
+		app.uploadCommand(),
+		app.verifyCommand(),
+		app.demoCommand(),
 	}
 }
 

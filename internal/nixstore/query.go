@@ -20,6 +20,9 @@ type Nix struct {
 	// Store is passed as --store (e.g. a binary cache URI); the default
 	// store if empty.
 	Store string
+	// Derivation passes --derivation: a .drv path stands for itself (and
+	// its closure is the derivations and sources), not for its outputs.
+	Derivation bool
 }
 
 // PathInfo runs `nix path-info --json` on paths (with --recursive, their
@@ -33,12 +36,15 @@ func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]P
 	if storeDir == "" {
 		storeDir = DefaultStoreDir
 	}
-	args := []string{"path-info", "--json"}
+	args := []string{"--extra-experimental-features", "nix-command", "path-info", "--json"}
 	if recursive {
 		args = append(args, "--recursive")
 	}
 	if n.Store != "" {
 		args = append(args, "--store", n.Store)
+	}
+	if n.Derivation {
+		args = append(args, "--derivation")
 	}
 	args = append(args, "--")
 	args = append(args, paths...)

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/releng-project/releng/internal/release"
+)
+
+func (app *App) uploadCommand() *cobra.Command {
+	var opts release.UploadOptions
+	cmd := &cobra.Command{
+		Use:   "upload",
+		Short: "Publish the built release to an environment (cache, images, buckets, git)",
+		Long: `Publish release/ (as recorded in release/build.json) to an environment, in
+the order of SPEC §10.2: the binary cache, container images, the version
+directory to the releases bucket, the manual to the docs bucket, the root
+manifest.nix, then the git branch and tag. An interrupted upload resumes where
+it stopped (release/state/ENV.journal); a second run for the same environment
+waits for nobody: it refuses and says who holds the lock.
+
+EXIT STATUS
+  0  published; 1  a step failed (the message says what was published); 2  usage or configuration error`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := app.openProject()
+			if err != nil {
+				return err
+			}
+			opts.In, opts.Log, opts.Colour = app.In, app.Err, app.colour
+			rep, err := release.Upload(cmd.Context(), p, opts)
+			if err != nil {
+				return err
+			}
+			if app.JSON {
+				return app.printJSON(rep)
+			}
+			return app.printUpload(rep)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Environment, "environment", "", "environment to publish to (default: default_environment)")
+	f.StringVar(&opts.Target, "target", "all", "what to publish: all, or manual (the docs bucket only)")
+	f.BoolVar(&opts.NoConfirm, "noconfirm", false, "do not ask for the confirmation phrase")
+	f.BoolVar(&opts.ForcePushTag, "force-push-tag", false, "replace the tag on the git remote")
+	f.BoolVar(&opts.NoCheckGit, "no-check-git", false, "do not require HEAD on the release tag")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and send nothing")
+	f.BoolVar(&opts.AllowInsecureKey, "allow-insecure-key", false, "accept a signing key file that group or others can read")
+	return cmd
+}
+
+func (app *App) printUpload(rep *release.UploadReport) error {
+	w := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "step\twhere\tobjects\tsent\tbytes\n")
+	for _, s := range rep.Steps {
+		if s.Skipped != "" {
+			fmt.Fprintf(w, "%s\t%s\t-\t-\tskipped: %s\n", s.Step, s.Where, s.Skipped)
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\n", s.Step, s.Where, s.Objects, s.Sent, s.Bytes)
+	}
+	return w.Flush()
+}
+
+func (app *App) verifyCommand() *cobra.Command {
+	var opts release.VerifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Read back what was published to an environment and check it",
+		Long: `Read back every published object and check it against release/build.json;
+for every store path of the manifest and its closure, fetch the narinfo, check
+its signature with the environment's public keys and the NAR's hash and size;
+check the tag on the git remote points at the release commit. Needs no secret
+key.
+
+EXIT STATUS
+  0  everything matches; 1  a mismatch (the table says which); 2  usage or configuration error`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := app.openProject()
+			if err != nil {
+				return err
+			}
+			opts.Log = app.Err
+			rep, err := release.Verify(cmd.Context(), p, opts)
+			if err != nil {
+				return err
+			}
+			if app.JSON {
+				if err := app.printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				app.printVerify(rep)
+			}
+			if rep.Failed > 0 {
+				return &exitError{code: 1, msg: fmt.Sprintf("verify: %d of %d checks failed", rep.Failed, len(rep.Checks))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Environment, "environment", "", "environment to verify (default: default_environment)")
+	return cmd
+}
+
+func (app *App) printVerify(rep *release.VerifyReport) {
+	w := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "result\twhat\tobject\tdetail\n")
+	for _, c := range rep.Checks {
+		res := "ok"
+		if !c.OK {
+			res = "FAIL"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", res, c.What, c.Object, c.Detail)
+	}
+	w.Flush()
+	fmt.Fprintf(app.Out, "%d checks, %d failed\n", len(rep.Checks), rep.Failed)
+}

@@ -1,0 +1,637 @@
+package release
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/releng-project/releng/internal/artifacts"
+	"github.com/releng-project/releng/internal/binarycache"
+	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/gitflow"
+	"github.com/releng-project/releng/internal/journal"
+	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/project"
+)
+
+// UploadOptions are the flags of `releng upload`.
+type UploadOptions struct {
+	Environment  string
+	Target       string // "all" (default) or "manual"
+	NoConfirm    bool
+	ForcePushTag bool
+	NoCheckGit   bool
+	DryRun       bool
+	// AllowInsecureKey accepts a signing key file readable by others.
+	AllowInsecureKey bool
+	// In is read for the confirmation phrase.
+	In io.Reader
+	// Log receives progress lines.
+	Log io.Writer
+	// Colour renders the environment's name in its colour.
+	Colour func(colour, s string) string
+	// NixEnv is appended to the environment of Nix commands.
+	NixEnv []string
+}
+
+// Published is what an upload step wrote or found already there.
+type Published struct {
+	Step    string `json:"step"`
+	Where   string `json:"where"`
+	Objects int    `json:"objects"`
+	Sent    int    `json:"sent"`
+	Bytes   int64  `json:"bytes_sent"`
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// UploadReport is the result of an upload.
+type UploadReport struct {
+	Environment string      `json:"environment"`
+	Version     string      `json:"version"`
+	DryRun      bool        `json:"dry_run"`
+	Steps       []Published `json:"steps"`
+}
+
+// upload is the state shared by the upload stages.
+type upload struct {
+	p           *project.Project
+	opts        UploadOptions
+	t           *Target
+	rec         *artifacts.Record
+	j           *journal.Journal
+	official    bool
+	stableAlias bool // move the docs stable alias and write the root manifest
+	say         func(format string, args ...any)
+	report      *UploadReport
+}
+
+// stage is one step of an upload (SPEC §10.2), in order.
+type stage interface {
+	Name() string
+	// Skip returns why the stage does not run ("" to run it).
+	Skip(u *upload) string
+	Run(ctx context.Context, u *upload) (Published, error)
+}
+
+// uploadStages is the order of SPEC §10.2: nothing is published before what
+// it points at.
+var uploadStages = []stage{
+	cacheStage{},
+	imagesStage{},
+	releasesStage{},
+	docsStage{},
+	manifestStage{},
+	gitStage{},
+}
+
+// Upload publishes the built release to an environment.
+func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*UploadReport, error) {
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	if opts.Colour == nil {
+		opts.Colour = func(_, s string) string { return s }
+	}
+	if opts.Target == "" {
+		opts.Target = "all"
+	}
+	if opts.Target != "all" && opts.Target != "manual" {
+		return nil, &config.Error{Msg: fmt.Sprintf("--target %q: must be \"all\" or \"manual\"", opts.Target)}
+	}
+	u := &upload{p: p, opts: opts, say: func(format string, args ...any) { fmt.Fprintf(logw, "releng: "+format+"\n", args...) }}
+
+	rec, err := artifacts.Load(p.ReleaseDir())
+	if err != nil {
+		return nil, err
+	}
+	u.rec = rec
+	if err := u.preflight(ctx); err != nil {
+		return nil, err
+	}
+	if u.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: !opts.DryRun}); err != nil {
+		return nil, err
+	}
+	env := u.t.Env
+	u.report = &UploadReport{Environment: env.Name, Version: rec.Version, DryRun: opts.DryRun}
+	u.official = rec.OfficialRelease && !p.Version.IsPrerelease()
+	m, err := gitflow.DetectMaintenance(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	u.stableAlias = u.official && !m.Maintenance
+	if m.Maintenance {
+		u.say("%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
+	}
+
+	name := opts.Colour(env.Colour, env.Name)
+	u.say("plan: publish %s %s to %s", rec.Name, rec.Version, name)
+	for _, s := range u.stages() {
+		if why := s.Skip(u); why != "" {
+			u.say("  %-9s skipped: %s", s.Name(), why)
+		} else {
+			u.say("  %-9s %s", s.Name(), u.where(s.Name()))
+		}
+	}
+	if opts.DryRun {
+		for _, s := range u.stages() {
+			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Where: u.where(s.Name()), Skipped: "dry run"})
+		}
+		return u.report, nil
+	}
+	if *env.Confirm && !opts.NoConfirm {
+		if err := confirm(opts.In, logw, env.Name, name); err != nil {
+			return nil, err
+		}
+	}
+	if err := u.checkAccess(ctx); err != nil {
+		return nil, err
+	}
+
+	state := p.StateDir()
+	lock, err := journal.Acquire(filepath.Join(state, env.Name+".lock"), "upload")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	u.j, err = journal.Open(filepath.Join(state, env.Name+".journal"), releaseID(rec))
+	if err != nil {
+		return nil, err
+	}
+	defer u.j.Close()
+
+	for _, s := range u.stages() {
+		if why := s.Skip(u); why != "" {
+			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Skipped: why})
+			continue
+		}
+		if u.j.StepDone(s.Name()) {
+			u.say("%s: done in an earlier run", s.Name())
+			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Where: u.where(s.Name()), Skipped: "done in an earlier run"})
+			continue
+		}
+		start := time.Now()
+		pub, err := s.Run(ctx, u)
+		if err != nil {
+			done := u.j.Steps()
+			sort.Strings(done)
+			return u.report, fmt.Errorf("upload to %s stopped at step %s: %w\npublished so far: steps %v and %d objects (journal %s); run `releng upload` again to continue", env.Name, s.Name(), err, done, u.j.Objects(), u.j.Path())
+		}
+		pub.Step = s.Name()
+		if err := u.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
+			return u.report, err
+		}
+		u.say("%s: %d objects, %d sent (%s) in %s", s.Name(), pub.Objects, pub.Sent, binarycache.Size(pub.Bytes), time.Since(start).Round(time.Millisecond))
+		u.report.Steps = append(u.report.Steps, pub)
+	}
+	return u.report, nil
+}
+
+func releaseID(rec *artifacts.Record) string {
+	return rec.Name + " " + rec.Version + " " + rec.Commit
+}
+
+func (u *upload) stages() []stage {
+	if u.opts.Target == "manual" {
+		return []stage{docsStage{}}
+	}
+	return uploadStages
+}
+
+func (u *upload) where(step string) string {
+	t := u.t
+	switch step {
+	case "cache":
+		if t.CacheURI != nil {
+			return t.CacheURI.Raw
+		}
+	case "images":
+		var repos []string
+		for _, it := range t.Env.Images {
+			repos = append(repos, it.Repository)
+		}
+		return strings.Join(repos, ", ")
+	case "releases", "manifest":
+		if t.Releases != nil {
+			return t.Releases.String()
+		}
+	case "docs":
+		if t.Docs != nil {
+			return t.Docs.String()
+		}
+	case "git":
+		return "git remote of " + t.Env.Name
+	}
+	return ""
+}
+
+// preflight is SPEC §10.1: HEAD on the tag and clean (unless --no-check-git),
+// and the artifacts matching build.json.
+func (u *upload) preflight(ctx context.Context) error {
+	p, rec := u.p, u.rec
+	if rec.Version != p.Version.Version {
+		return fmt.Errorf("release/build.json is for %s, the version file says %s: run `releng build` again", rec.Version, p.Version.Version)
+	}
+	if !u.opts.NoCheckGit {
+		head, err := p.Git.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if err := checkOnTag(ctx, p, head); err != nil {
+			return err
+		}
+		if head != rec.Commit {
+			return fmt.Errorf("release/build.json was built from %s, HEAD is %s: run `releng build` again", short(rec.Commit), short(head))
+		}
+	}
+	if u.opts.Target == "all" && rec.Target != "all" {
+		return fmt.Errorf("release/build.json holds only the %s: run `releng build` (without --target) before uploading everything, or pass --target manual", rec.Target)
+	}
+	problems, err := rec.Check(p.ReleaseDir())
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		var lines []string
+		for _, pr := range problems {
+			lines = append(lines, pr.Path+": "+pr.What)
+		}
+		return fmt.Errorf("release/ does not match release/build.json; run `releng build` again:\n  %s", strings.Join(lines, "\n  "))
+	}
+	return nil
+}
+
+// checkAccess makes one cheap authenticated request per bucket, so that bad
+// credentials stop the upload before anything is published.
+func (u *upload) checkAccess(ctx context.Context) error {
+	for _, b := range []bucket.Bucket{u.t.Releases, u.t.Docs, u.t.Cache} {
+		if b == nil {
+			continue
+		}
+		if _, err := b.List(ctx, "releng-access-check/", bucket.ListOptions{}); err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			return fmt.Errorf("cannot reach %s with these credentials: %w", b.String(), err)
+		}
+	}
+	return nil
+}
+
+func confirm(in io.Reader, w io.Writer, env, coloured string) error {
+	phrase := "I want to release this to " + env
+	fmt.Fprintf(w, "Type %q to publish to %s: ", phrase, coloured)
+	if in == nil {
+		return fmt.Errorf("environment %s needs confirmation and there is no input; pass --noconfirm", env)
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		return fmt.Errorf("environment %s needs confirmation (type %q, or pass --noconfirm): %v", env, phrase, err)
+	}
+	if strings.TrimSpace(line) != phrase {
+		return fmt.Errorf("confirmation phrase not typed; nothing was published")
+	}
+	return nil
+}
+
+// ---- cache ----
+
+type cacheStage struct{}
+
+func (cacheStage) Name() string { return "cache" }
+func (cacheStage) Skip(u *upload) string {
+	if u.t.CacheURI == nil {
+		return "no cache configured"
+	}
+	return ""
+}
+
+// CacheRoots are the store paths the cache step pushes the closures of:
+// every job's derivation and outputs, minus cache_exclude_jobs.
+func CacheRoots(cfg *config.Config, rec *artifacts.Record) (drvs, outputs []string) {
+	for _, j := range rec.Jobs {
+		excluded := false
+		for _, x := range cfg.Build.CacheExcludeJobs {
+			if j.Attr == x || strings.HasPrefix(j.Attr, x+".") {
+				excluded = true
+			}
+		}
+		if excluded {
+			continue
+		}
+		drvs = append(drvs, j.DrvPath)
+		for _, o := range j.Outputs {
+			outputs = append(outputs, o)
+		}
+	}
+	sort.Strings(drvs)
+	sort.Strings(outputs)
+	return drvs, outputs
+}
+
+// cacheClosure is the path information of the closures of the jobs'
+// derivations (with their sources) and of their outputs, each path once.
+func cacheClosure(ctx context.Context, cfg *config.Config, rec *artifacts.Record, nixEnv []string) ([]nixstore.PathInfo, error) {
+	drvs, outputs := CacheRoots(cfg, rec)
+	var all []nixstore.PathInfo
+	seen := map[string]bool{}
+	for _, part := range []struct {
+		derivation bool
+		roots      []string
+	}{{true, drvs}, {false, outputs}} {
+		if len(part.roots) == 0 {
+			continue
+		}
+		infos, err := binarycache.LoadClosure(ctx, binarycache.Source{Nix: nixstore.Nix{Env: nixEnv, Derivation: part.derivation}}, part.roots)
+		if err != nil {
+			return nil, err
+		}
+		for _, pi := range infos {
+			if !seen[pi.Path.String()] {
+				seen[pi.Path.String()] = true
+				all = append(all, pi)
+			}
+		}
+	}
+	return all, nil
+}
+
+func (cacheStage) Run(ctx context.Context, u *upload) (Published, error) {
+	keys, err := u.t.SigningKeys(u.p, u.opts.AllowInsecureKey)
+	if err != nil {
+		return Published{}, err
+	}
+	if len(keys) == 0 {
+		u.say("warning: no signing key for %s: the cache's narinfos are not signed", u.t.Env.Name)
+	}
+	infos, err := cacheClosure(ctx, u.p.Config, u.rec, u.opts.NixEnv)
+	if err != nil {
+		return Published{}, err
+	}
+	sum, err := binarycache.Push(ctx, binarycache.PushOptions{URI: u.t.CacheURI, Bucket: u.t.Cache, Paths: infos, Keys: keys})
+	if err != nil {
+		return Published{}, err
+	}
+	return Published{Where: u.t.CacheURI.Raw, Objects: sum.Paths, Sent: sum.Pushed, Bytes: sum.BytesOut}, nil
+}
+
+// ---- releases bucket ----
+
+type releasesStage struct{}
+
+func (releasesStage) Name() string { return "releases" }
+func (releasesStage) Skip(u *upload) string {
+	if u.t.Releases == nil {
+		return "no releases bucket configured"
+	}
+	return ""
+}
+
+func (releasesStage) Run(ctx context.Context, u *upload) (Published, error) {
+	pub := Published{Where: u.t.Releases.String()}
+	prefix := u.rec.VersionDir + "/"
+	for _, f := range u.rec.Files {
+		if !strings.HasPrefix(f.Path, prefix) {
+			continue
+		}
+		key := strings.TrimPrefix(f.Path, "artifacts/")
+		sent, err := u.putFile(ctx, u.t.Releases, key, filepath.Join(u.p.ReleaseDir(), f.Path), f)
+		if err != nil {
+			return pub, err
+		}
+		pub.Objects++
+		if sent {
+			pub.Sent++
+			pub.Bytes += f.Size
+		}
+	}
+	return pub, nil
+}
+
+// resumableThreshold is the size from which files go up in resumable parts.
+const resumableThreshold = 64 << 20
+
+// putFile publishes one file unless the object is already there with the
+// same size and checksum; it journals the object, and the parts of a large
+// upload so that an interrupted one resumes.
+func (u *upload) putFile(ctx context.Context, b bucket.Bucket, key, file string, f artifacts.File) (bool, error) {
+	url := bucket.ObjectURL(b, key)
+	if info, err := b.Stat(ctx, key); err == nil && bucket.SameObject(info, f.Size, f.SHA256) {
+		return false, u.j.Append(journal.Entry{Kind: "object", Key: url, Size: f.Size, SHA256: f.SHA256, Note: "already there"})
+	} else if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+		return false, err
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		return false, err
+	}
+	defer fh.Close()
+	popts := bucket.PutOptions{ContentType: contentType(key), SHA256: f.SHA256}
+	if f.Size >= resumableThreshold {
+		state, _ := u.j.Upload(url)
+		if state.SHA256 != "" && state.SHA256 != f.SHA256 {
+			state = bucket.UploadState{}
+		}
+		_, err = b.PutResumable(ctx, key, fh, f.Size, bucket.ResumableOptions{
+			PutOptions: popts,
+			State:      state,
+			OnStart: func(s bucket.UploadState) error {
+				state = s
+				return u.j.Append(journal.Entry{Kind: "upload", Key: url, Upload: &s})
+			},
+			OnPart: func(part bucket.Part) error {
+				state.Parts = append(state.Parts, part)
+				s := state
+				return u.j.Append(journal.Entry{Kind: "upload", Key: url, Upload: &s})
+			},
+		})
+	} else {
+		_, err = b.Put(ctx, key, fh, f.Size, popts)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, u.j.Append(journal.Entry{Kind: "object", Key: url, Size: f.Size, SHA256: f.SHA256})
+}
+
+func contentType(key string) string {
+	base := path.Base(key)
+	switch {
+	case strings.HasSuffix(base, ".tar.gz"), strings.HasSuffix(base, ".tgz"):
+		return "application/gzip"
+	case strings.HasSuffix(base, ".nix"), strings.HasSuffix(base, ".sha256"), base == "SHA256SUMS":
+		return "text/plain; charset=utf-8"
+	}
+	if t := mime.TypeByExtension(path.Ext(base)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// ---- docs bucket ----
+
+type docsStage struct{}
+
+func (docsStage) Name() string { return "docs" }
+func (docsStage) Skip(u *upload) string {
+	if u.t.Docs == nil {
+		return "no docs bucket configured"
+	}
+	for _, f := range u.rec.Files {
+		if strings.HasPrefix(f.Path, "manual/") {
+			return ""
+		}
+	}
+	return "no manual was built"
+}
+
+// DocsPrefixes are where the manual goes: manual/NAME/MAJOR/ for an official
+// release (and manual/NAME/stable/ unless on a maintenance branch or a
+// pre-release), manual/NAME/nightly/ otherwise.
+func DocsPrefixes(name, major string, official, stable bool) []string {
+	if !official {
+		return []string{"manual/" + name + "/nightly/"}
+	}
+	prefixes := []string{"manual/" + name + "/" + major + "/"}
+	if stable {
+		prefixes = append(prefixes, "manual/"+name+"/stable/")
+	}
+	return prefixes
+}
+
+func (docsStage) Run(ctx context.Context, u *upload) (Published, error) {
+	pub := Published{Where: u.t.Docs.String()}
+	for _, prefix := range DocsPrefixes(u.rec.Name, u.rec.Major, u.official, u.stableAlias) {
+		want := map[string]bool{}
+		for _, f := range u.rec.Files {
+			rel, ok := strings.CutPrefix(f.Path, "manual/")
+			if !ok {
+				continue
+			}
+			want[prefix+rel] = true
+			sent, err := u.putFile(ctx, u.t.Docs, prefix+rel, filepath.Join(u.p.ReleaseDir(), f.Path), f)
+			if err != nil {
+				return pub, err
+			}
+			pub.Objects++
+			if sent {
+				pub.Sent++
+				pub.Bytes += f.Size
+			}
+		}
+		// Mirror exactly: what is no longer in the manual goes.
+		existing, err := u.t.Docs.List(ctx, prefix, bucket.ListOptions{Recursive: true})
+		if err != nil {
+			return pub, err
+		}
+		for _, o := range existing {
+			if !want[o.Key] && !o.IsPrefix {
+				if err := u.t.Docs.Delete(ctx, o.Key); err != nil {
+					return pub, err
+				}
+			}
+		}
+	}
+	return pub, nil
+}
+
+// ---- root manifest.nix ----
+
+type manifestStage struct{}
+
+func (manifestStage) Name() string { return "manifest" }
+func (manifestStage) Skip(u *upload) string {
+	switch {
+	case u.t.Releases == nil:
+		return "no releases bucket configured"
+	case !u.rec.OfficialRelease:
+		return "not an official release"
+	case u.p.Version.IsPrerelease():
+		return "a pre-release does not move the root manifest.nix"
+	case !u.stableAlias:
+		return "a maintenance release does not move the root manifest.nix"
+	}
+	return ""
+}
+
+func (manifestStage) Run(ctx context.Context, u *upload) (Published, error) {
+	pub := Published{Where: u.t.Releases.String()}
+	if u.t.Cache != nil {
+		for sys, p := range u.rec.Manifest {
+			sp, err := nixstore.ParseStorePath(nixstore.DefaultStoreDir, p)
+			if err != nil {
+				return pub, fmt.Errorf("manifest %s: %w", sys, err)
+			}
+			if ok, err := bucket.Exists(ctx, u.t.Cache, sp.Hash+".narinfo", true); err != nil {
+				return pub, err
+			} else if !ok {
+				return pub, fmt.Errorf("the cache %s has no narinfo for %s (%s): the root manifest.nix is not written", u.t.CacheURI.Raw, p, sys)
+			}
+		}
+	}
+	var f *artifacts.File
+	for i := range u.rec.Files {
+		if u.rec.Files[i].Path == "artifacts/manifest.nix" {
+			f = &u.rec.Files[i]
+		}
+	}
+	if f == nil {
+		return pub, errors.New("release/build.json lists no artifacts/manifest.nix: run `releng build` again")
+	}
+	sent, err := u.putFile(ctx, u.t.Releases, "manifest.nix", filepath.Join(u.p.ReleaseDir(), f.Path), *f)
+	pub.Objects = 1
+	if sent {
+		pub.Sent, pub.Bytes = 1, f.Size
+	}
+	return pub, err
+}
+
+// ---- git ----
+
+type gitStage struct{}
+
+func (gitStage) Name() string { return "git" }
+func (gitStage) Skip(u *upload) string {
+	if u.t.Env.GitRemote == nil && !u.t.Env.BuiltIn {
+		return "no git_remote configured"
+	}
+	return ""
+}
+
+func (gitStage) Run(ctx context.Context, u *upload) (Published, error) {
+	remote, err := gitflow.ResolveRemote(ctx, u.p, u.t.Env.Name)
+	if err != nil {
+		return Published{}, err
+	}
+	pub := Published{Where: remote.URL}
+	branch, err := gitflow.PrevBranch(u.p)
+	if err != nil {
+		return pub, err
+	}
+	if branch != "" {
+		if err := u.p.Git.Push(ctx, remote.URL, []string{"refs/heads/" + branch + ":" + remote.BranchRef(branch)}); err != nil {
+			return pub, fmt.Errorf("push branch %s to %s: %w", branch, remote.URL, err)
+		}
+		pub.Sent++
+	} else {
+		u.say("git: no branch remembered by `releng tag` (release/state/prev-branch): pushing the tag only")
+	}
+	tag := "refs/tags/" + u.rec.Version
+	var opts []string
+	if u.opts.ForcePushTag {
+		opts = append(opts, "--force")
+	}
+	if err := u.p.Git.Push(ctx, remote.URL, []string{tag + ":" + tag}, opts...); err != nil {
+		return pub, fmt.Errorf("push tag %s to %s (pass --force-push-tag to replace a different tag there): %w", u.rec.Version, remote.URL, err)
+	}
+	pub.Sent++
+	pub.Objects = pub.Sent
+	return pub, nil
+}
