@@ -328,4 +328,3 @@ func sigNames(sigs []string) []string {
 	}
 	return n
 }
-
