@@ -68,7 +68,7 @@ EXIT STATUS
 	f.StringVar(&o.To, "to", "", "the binary cache `STORE_URI` (file:///dir?… or s3://bucket?…)")
 	f.BoolVar(&o.Stdin, "stdin", false, "read the store paths from standard input, one a line")
 	f.IntVarP(&o.Jobs, "jobs", "j", 4, "`N` NARs serialised and uploaded at once")
-	f.StringVar(&o.StoreDir, "store-dir", "", "store directory of the paths of --closure-file (default /nix/store)")
+	f.StringVar(&o.StoreDir, "store-dir", "", "store directory `DIR` of the paths of --closure-file (default /nix/store)")
 	f.StringVar(&o.ClosureFile, "closure-file", "", "read path information from `FILE` (nix path-info --json output) instead of asking Nix")
 	f.BoolVar(&o.AllowInsecureKey, "allow-insecure-key", false, "accept secret key files that group or others may read")
 	return c
