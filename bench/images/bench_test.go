@@ -104,12 +104,6 @@ func smallClosure(b *testing.B, env []string) (root string, paths []string) {
 	return root, append(paths, root)
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
 // BenchmarkImages runs, RELENG_BENCH_ROUNDS times (default 5), a cold
 // build+push and a push with nothing changed, with releng and with
 // umoci+skopeo, and reports the medians and their ratios.
@@ -163,53 +157,71 @@ func BenchmarkImages(b *testing.B) {
 	if s := os.Getenv("RELENG_BENCH_ROUNDS"); s != "" {
 		fmt.Sscan(s, &rounds)
 	}
-	var relengCold, relengBuild, relengPush, relengWarm, umociCold, umociInsert, skopeoCold, skopeoWarm []time.Duration
+	type round struct {
+		build, push, warm, streamed time.Duration // releng
+		insert, copy, again         time.Duration // umoci + skopeo
+	}
+	var rs []round
 	var peakRSS int64
 	b.ResetTimer()
-	for round := 0; round < rounds; round++ {
+	for i := 0; i < rounds; i++ {
+		var r round
 		// A fresh registry each round: nothing in its blob store.
 		reg := testenv.StartRegistry(b)
 		// releng, cold: empty cache, no previous build, empty repository.
-		cache := filepath.Join(work, fmt.Sprintf("cache-%d", round))
 		os.RemoveAll(filepath.Join(proj, "release"))
-		renv := append(append([]string(nil), env...), "RELENG_CACHE_DIR="+cache)
-		dest := fmt.Sprintf("%s/releng-%d", reg.Addr, round)
+		renv := append(append([]string(nil), env...), "RELENG_CACHE_DIR="+filepath.Join(work, fmt.Sprintf("cache-%d", i)))
+		dest := fmt.Sprintf("%s/releng-%d", reg.Addr, i)
 		bld := runTimed(b, renv, proj, releng, "image", "build")
 		psh := runTimed(b, renv, proj, releng, "image", "push", "--to", dest)
 		warm := runTimed(b, renv, proj, releng, "image", "push", "--to", dest)
-		relengBuild = append(relengBuild, bld.wall)
-		relengPush = append(relengPush, psh.wall)
-		relengCold = append(relengCold, bld.wall+psh.wall)
-		relengWarm = append(relengWarm, warm.wall)
-		peakRSS = max(peakRSS, bld.rssKB, psh.rssKB, warm.rssKB)
+		// Build and push in one pass: no build, layers streamed from the store.
+		senv := append(append([]string(nil), env...), "RELENG_CACHE_DIR="+filepath.Join(work, fmt.Sprintf("stream-cache-%d", i)))
+		str := runTimed(b, senv, proj, releng, "image", "push", "--from-store", "--to", fmt.Sprintf("%s/streamed-%d", reg.Addr, i))
+		r.build, r.push, r.warm, r.streamed = bld.wall, psh.wall, warm.wall, str.wall
+		peakRSS = max(peakRSS, bld.rssKB, psh.rssKB, warm.rssKB, str.rssKB)
 
 		// umoci + skopeo, cold: a new layout, one umoci insert per path.
-		layout := filepath.Join(work, fmt.Sprintf("umoci-%d", round))
+		layout := filepath.Join(work, fmt.Sprintf("umoci-%d", i))
 		start := time.Now()
 		runTimed(b, nil, work, "umoci", "init", "--layout", layout)
 		runTimed(b, nil, work, "umoci", "new", "--image", layout+":bench")
 		for _, p := range paths {
 			runTimed(b, nil, work, "umoci", "insert", "--image", layout+":bench", p, p)
 		}
-		ins := time.Since(start)
-		sdest := fmt.Sprintf("docker://%s/umoci-%d:bench", reg.Addr, round)
-		cp := runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest)
-		again := runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest)
-		umociInsert = append(umociInsert, ins)
-		skopeoCold = append(skopeoCold, cp.wall)
-		umociCold = append(umociCold, ins+cp.wall)
-		skopeoWarm = append(skopeoWarm, again.wall)
+		r.insert = time.Since(start)
+		sdest := fmt.Sprintf("docker://%s/umoci-%d:bench", reg.Addr, i)
+		r.copy = runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest).wall
+		r.again = runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest).wall
 		os.RemoveAll(layout)
+		rs = append(rs, r)
 	}
 	b.StopTimer()
 
-	coldRatio := median(relengCold).Seconds() / median(umociCold).Seconds()
-	warmRatio := median(relengWarm).Seconds() / median(skopeoWarm).Seconds()
-	b.ReportMetric(median(relengCold).Seconds(), "releng-cold-s")
-	b.ReportMetric(median(umociCold).Seconds(), "umoci+skopeo-cold-s")
+	// The medians, and the median round's parts.
+	pick := func(f func(round) time.Duration) (time.Duration, round) {
+		s := append([]round(nil), rs...)
+		sort.Slice(s, func(i, j int) bool { return f(s[i]) < f(s[j]) })
+		return f(s[len(s)/2]), s[len(s)/2]
+	}
+	relengCold, rc := pick(func(r round) time.Duration { return r.build + r.push })
+	umociCold, uc := pick(func(r round) time.Duration { return r.insert + r.copy })
+	streamed, _ := pick(func(r round) time.Duration { return r.streamed })
+	relengWarm, _ := pick(func(r round) time.Duration { return r.warm })
+	skopeoWarm, _ := pick(func(r round) time.Duration { return r.again })
+	coldRatio := relengCold.Seconds() / umociCold.Seconds()
+	streamRatio := streamed.Seconds() / umociCold.Seconds()
+	warmRatio := relengWarm.Seconds() / skopeoWarm.Seconds()
+	var perRound []string
+	for _, r := range rs {
+		perRound = append(perRound, fmt.Sprintf("%.2f", (r.build+r.push).Seconds()/(r.insert+r.copy).Seconds()))
+	}
+	b.ReportMetric(relengCold.Seconds(), "releng-cold-s")
+	b.ReportMetric(umociCold.Seconds(), "umoci+skopeo-cold-s")
 	b.ReportMetric(coldRatio, "cold-ratio")
-	b.ReportMetric(median(relengWarm).Seconds(), "releng-unchanged-s")
-	b.ReportMetric(median(skopeoWarm).Seconds(), "skopeo-unchanged-s")
+	b.ReportMetric(streamRatio, "streamed-ratio")
+	b.ReportMetric(relengWarm.Seconds(), "releng-unchanged-s")
+	b.ReportMetric(skopeoWarm.Seconds(), "skopeo-unchanged-s")
 	b.ReportMetric(warmRatio, "unchanged-ratio")
 	b.ReportMetric(float64(peakRSS)/1024, "peak-rss-MB")
 
@@ -219,18 +231,22 @@ func BenchmarkImages(b *testing.B) {
 		}
 		return "MISSES"
 	}
-	report := fmt.Sprintf(`Closure: %d store paths, %.1f MB of NAR (/usr/local/go and 50 /usr/share/doc directories under one root); %d rounds, medians.
+	report := fmt.Sprintf(`Closure: %d store paths, %.1f MB of NAR (/usr/local/go and 50 /usr/share/doc directories under one root); %d rounds; medians (the parts are those of the median round).
 
 | step | releng | umoci + skopeo | ratio | target |
 |---|---|---|---|---|
-| cold build + push | %.2f s (build %.2f s + push %.2f s) | %.2f s (umoci insert ×%d %.2f s + skopeo copy %.2f s) | %.2f | ≤ 0.5 (%s) |
+| cold build + push | %.2f s (image build %.2f s + image push %.2f s) | %.2f s (umoci init/new/insert ×%d %.2f s + skopeo copy %.2f s) | %.2f | ≤ 0.5 (%s) |
+| cold build + push in one pass (image push --from-store) | %.2f s | same | %.2f | |
 | push, nothing changed | %.3f s | %.3f s (skopeo copy) | %.2f | ≤ 0.5 (%s) |
 | peak RSS (releng) | %.0f MB | | | ≤ 200 MB (%s) |
+
+Cold ratio per round: %s.
 `, len(paths), float64(narSize)/1e6, rounds,
-		median(relengCold).Seconds(), median(relengBuild).Seconds(), median(relengPush).Seconds(),
-		median(umociCold).Seconds(), len(paths), median(umociInsert).Seconds(), median(skopeoCold).Seconds(), coldRatio, verdict(coldRatio <= 0.5),
-		median(relengWarm).Seconds(), median(skopeoWarm).Seconds(), warmRatio, verdict(warmRatio <= 0.5),
-		float64(peakRSS)/1024, verdict(peakRSS <= 200*1024))
+		relengCold.Seconds(), rc.build.Seconds(), rc.push.Seconds(),
+		umociCold.Seconds(), len(paths), uc.insert.Seconds(), uc.copy.Seconds(), coldRatio, verdict(coldRatio <= 0.5),
+		streamed.Seconds(), streamRatio,
+		relengWarm.Seconds(), skopeoWarm.Seconds(), warmRatio, verdict(warmRatio <= 0.5),
+		float64(peakRSS)/1024, verdict(peakRSS <= 200*1024), strings.Join(perRound, ", "))
 	fmt.Print(report)
 	if out := os.Getenv("RELENG_BENCH_REPORT"); out != "" {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 report=$(mktemp)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 trap 'rm -f "$report"' EXIT
 RELENG_BENCH_REPORT="$report" go test ./bench/images -run '^$' -bench BenchmarkImages -benchtime 1x -count 1 -timeout 60m
 
@@ -17,12 +18,14 @@ ver() { "$@" 2>/dev/null | head -n1 || echo unknown; }
   echo "Command: \`bench/images/run.sh\` (runs \`go test ./bench/images -run '^\$' -bench BenchmarkImages -benchtime 1x\`)."
   echo "releng: \`releng image build\`, then \`releng image push --to 127.0.0.1:PORT/repo\`, with an empty layer cache and an empty repository;"
   echo "then the same push again (nothing changed). Baseline: \`umoci init\` + \`umoci new\` + one \`umoci insert\` per store path,"
-  echo "then \`skopeo copy oci:… docker://…\`, then the same copy again. Same closure, same local docker-registry, page cache warm."
+  echo "then \`skopeo copy oci:… docker://…\`, then the same copy again. Also \`releng image push --from-store\` (build and push in one pass,"
+  echo "layers streamed from the store, no intermediate file). Same closure, a fresh local docker-registry per round, page cache warm."
   echo
   cat "$report"
   echo
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo) RAM, Linux $(uname -r)."
   echo "Tools: $(ver go version); $(ver nix --version); $(ver umoci --version); $(ver skopeo --version); docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || echo unknown)."
+  echo "Load average before the run: $load_before (other jobs on the machine slow both sides; the ratios are per round, side by side)."
   echo "Date: $(date -u +%Y-%m-%d)."
 } > bench/images/RESULTS.md
 cat bench/images/RESULTS.md
