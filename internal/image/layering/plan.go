@@ -85,10 +85,11 @@ func Make(g *Graph, roots []string, groups [][]string, opts Options) (*Plan, err
 		if len(paths) == 0 {
 			continue // everything already placed by an earlier group
 		}
-		plan.Layers = append(plan.Layers, Layer{
-			Kind: KindGroup, Paths: paths, Size: size,
-			Why: fmt.Sprintf("explicit group %d: closure of %s, minus paths already placed", gi+1, strings.Join(grp, " ")),
-		})
+		why := fmt.Sprintf("explicit group %d: closure of %s, minus paths already placed", gi+1, strings.Join(grp, " "))
+		if size > opts.MaxLayerSize && len(paths) > 1 {
+			why += fmt.Sprintf("; %s, above max_layer_size %s (groups are kept whole: split the group to get smaller layers)", FormatSize(size), FormatSize(opts.MaxLayerSize))
+		}
+		plan.Layers = append(plan.Layers, Layer{Kind: KindGroup, Paths: paths, Size: size, Why: why})
 	}
 	budget := plan.Budget - len(plan.Layers)
 	if budget < 0 || (budget == 0 && len(placed) < g.Len()) {
