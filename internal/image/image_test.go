@@ -640,3 +640,27 @@ func TestBuiltSources(t *testing.T) {
 		t.Errorf("default systems = %v", s)
 	}
 }
+
+// zstd images: an OCI layout with zstd layers, the same for any
+// GOMAXPROCS (TestCompressionDeterministic), and no docker-archive.
+func TestZstdImage(t *testing.T) {
+	s := newStore(t)
+	in := s.input("zst", "x86_64-linux", []string{s.data("zstd-data", 200000, 8)}, "", func(im *config.Image) { im.Compression = "zstd" })
+	res, err := Build(context.Background(), []*Input{in}, BuildOptions{Dir: filepath.Join(t.TempDir(), "images")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res[0]
+	if r.Archive != "" {
+		t.Errorf("a zstd image got a docker-archive: %s", r.Archive)
+	}
+	for _, l := range r.Layers {
+		if l.MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+			t.Errorf("layer media type %s", l.MediaType)
+		}
+	}
+	raw := tool(t, "skopeo", "inspect", "--raw", "oci:"+r.Layout+":1.0")
+	if !strings.Contains(raw, "tar+zstd") {
+		t.Errorf("skopeo sees %s", raw)
+	}
+}
