@@ -12,7 +12,6 @@ import (
 
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/image"
-	"github.com/releng-project/releng/internal/image/archive"
 	"github.com/releng-project/releng/internal/image/layering"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
@@ -233,7 +232,7 @@ func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOpti
 		}
 	case len(p.Config.Images) == 0:
 		dir := filepath.Join(p.ReleaseDir(), "artifacts", p.Config.Name, p.Config.Name+"-"+p.Version.Version)
-		files, _ := filepath.Glob(filepath.Join(dir, "*-docker-image-*.tar.gz"))
+		files, _ := image.FindArchives(dir)
 		if len(files) == 0 {
 			return fmt.Errorf("image push: no [[images]] in %s and no docker-archives (*-docker-image-SYSTEM.tar.gz) in %s: run releng build, or pass --archive FILE", p.Config.Path, dir)
 		}
@@ -296,16 +295,12 @@ func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOpti
 // archiveSources validates docker-archives before anything is pushed.
 func (app *App) archiveSources(files []string) ([]image.Source, error) {
 	sort.Strings(files)
-	var out []image.Source
-	for _, f := range files {
-		app.progress("checking docker-archive " + f)
-		a, err := archive.Inspect(f)
-		if err != nil {
-			return nil, fmt.Errorf("%w\nnothing was pushed", err)
-		}
-		out = append(out, image.Source{Archive: a})
+	app.progress("checking docker-archives " + strings.Join(files, ", "))
+	srcs, err := image.ArchiveSources(files)
+	if err != nil {
+		return nil, fmt.Errorf("%w\nnothing was pushed", err)
 	}
-	return out, nil
+	return srcs, nil
 }
 
 func (app *App) imageLayersCommand() *cobra.Command {

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/image/archive"
 	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/nixbuild"
 )
@@ -73,6 +75,31 @@ func BuiltSources(dir, name string, systems []string, version string) ([]Source,
 			return nil, fmt.Errorf("%s holds version %q, not %s: run releng build (or releng image build) again", layout, got, version)
 		}
 		out = append(out, Source{Layout: layout})
+	}
+	return out, nil
+}
+
+// FindArchives lists the docker-archives Nix built in a version directory
+// (NAME-VERSION-docker-image-SYSTEM.tar.gz), sorted.
+func FindArchives(versionDir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(versionDir, "*-docker-image-*.tar.gz"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// ArchiveSources validates each docker-archive (archive.Inspect) and
+// returns them as push sources; nothing is sent before all are valid.
+func ArchiveSources(files []string) ([]Source, error) {
+	var out []Source
+	for _, f := range files {
+		a, err := archive.Inspect(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Source{Archive: a})
 	}
 	return out, nil
 }
