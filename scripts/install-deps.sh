@@ -13,6 +13,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v git >/dev/null || need+=(git)
+command -v zstd >/dev/null || need+=(zstd)
 python3 -c 'import packaging.version' 2>/dev/null || /usr/bin/python3 -c 'import packaging.version' 2>/dev/null || need+=(python3-packaging)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}" >&2
