@@ -14,6 +14,7 @@ import (
 	"github.com/releng-project/releng/internal/bucket/s3"
 	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/textutil"
 )
 
 // Compression methods for NARs (compression=) and for narinfo and listing
@@ -406,34 +407,9 @@ func (u *StoreURI) LoadKeys(allowInsecure bool, extra ...string) ([]*nixstore.Se
 // suggest returns the candidate closest to s, if it is close enough to be
 // a likely typo.
 func suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := levenshtein(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
+	best, bestD := textutil.Closest(s, candidates)
 	if bestD <= max(2, len(s)/3) {
 		return best
 	}
 	return ""
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/releng-project/releng/internal/textutil"
 )
 
 // Author is one entry of the change-authors file (SPEC §4.3).
@@ -145,7 +147,7 @@ func (a *Authors) closest(name string) string {
 	keys := append([]string(nil), a.keys...)
 	sort.Strings(keys)
 	for _, k := range keys {
-		if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+		if d := textutil.EditDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}

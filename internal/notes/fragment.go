@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/releng-project/releng/internal/textutil"
 )
 
 // KnownKeys are the front-matter keys of a fragment (SPEC §4.1).
@@ -297,7 +299,7 @@ func quoteKey(k *yvalue) string {
 func suggest(k string) string {
 	best, bestD := "", 3
 	for _, x := range KnownKeys {
-		if d := editDistance(strings.ToLower(k), x); d < bestD {
+		if d := textutil.EditDistance(strings.ToLower(k), x); d < bestD {
 			best, bestD = x, d
 		}
 	}
@@ -305,29 +307,6 @@ func suggest(k string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // describeValue says what a value is, for messages: text quoted, other
