@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/releng-project/releng/internal/textutil"
 )
 
 // FileName is the configuration file looked up at the project root.
@@ -221,11 +224,16 @@ func decodeError(file string, data []byte, err error) error {
 			if i == 0 {
 				first = row
 			}
-			if i == 0 {
-				msgs = append(msgs, fmt.Sprintf("unknown key %q", strings.Join(e.Key(), ".")))
-			} else {
-				msgs = append(msgs, fmt.Sprintf("line %d: unknown key %q", row, strings.Join(e.Key(), ".")))
+			msg := fmt.Sprintf("unknown key %q", strings.Join(e.Key(), "."))
+			if i > 0 {
+				msg = fmt.Sprintf("line %d: %s", row, msg)
 			}
+			if k := e.Key(); len(k) > 0 {
+				if best, d := textutil.Closest(k[len(k)-1], knownKeys(k[:len(k)-1])); best != "" && d <= 2 {
+					msg += fmt.Sprintf(" (did you mean %q?)", best)
+				}
+			}
+			msgs = append(msgs, msg)
 		}
 		return &Error{File: file, Line: first, Msg: strings.Join(msgs, "; ") + " (check the spelling against SPEC §3 or `releng init`)"}
 	}
@@ -590,4 +598,48 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// knownKeys lists the keys allowed in the table at path (e.g. ["notes"] or
+// ["environments", "staging"]), from the toml tags of the types.
+func knownKeys(path []string) []string {
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < len(path); {
+		switch t.Kind() {
+		case reflect.Map:
+			t = t.Elem()
+			i++ // the map key (an environment or tracker name)
+			continue
+		case reflect.Slice, reflect.Pointer:
+			t = t.Elem()
+			continue
+		case reflect.Struct:
+			found := false
+			for f := 0; f < t.NumField(); f++ {
+				if tag, _, _ := strings.Cut(t.Field(f).Tag.Get("toml"), ","); tag == path[i] {
+					t, found = t.Field(f).Type, true
+					break
+				}
+			}
+			if !found {
+				return nil
+			}
+			i++
+			continue
+		}
+		return nil
+	}
+	for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for f := 0; f < t.NumField(); f++ {
+		if tag, _, _ := strings.Cut(t.Field(f).Tag.Get("toml"), ","); tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
 }

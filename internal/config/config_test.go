@@ -67,7 +67,9 @@ func TestBadConfig(t *testing.T) {
 		line       int
 		want       string
 	}{
-		{"typo key", "name = \"x\"\n[notes]\nlayot = \"spaced\"\n", 3, `unknown key "notes.layot"`},
+		{"typo key", "name = \"x\"\n[notes]\nlayot = \"spaced\"\n", 3, `unknown key "notes.layot" (did you mean "layout"?)`},
+		{"typo in environment", "name = \"x\"\n[environments.s]\nsigning_ky = \"k\"\n", 3, `(did you mean "signing_key"?)`},
+		{"typo in images", "name = \"x\"\n[[images]]\nname = \"i\"\nmax_layer = 3\n", 4, `(did you mean "max_layers"?)`},
 		{"typo top", "name = \"x\"\nrelease_dri = \"r\"\n", 2, `unknown key "release_dri"`},
 		{"wrong type", "name = \"x\"\n[build]\nmax_jobs = \"two\"\n", 3, "MaxJobs"},
 		{"bad template", "name = \"x\"\n[git]\nrelease_branch = \"release-{majr}\"\n", 3, "unknown placeholder {majr}"},
