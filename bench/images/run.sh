@@ -23,6 +23,8 @@ ver() { "$@" 2>/dev/null | head -n1 || echo unknown; }
   echo
   cat "$report"
   echo
+  echo "Layers are gzip level 2 (docs/DECISIONS.md). With level 6, which makes the layers of this closure 9% smaller"
+  echo "(72.6 MB instead of 79.9 MB), \`image build\` took 1.2 s instead of 0.8 s and the cold ratio was about 0.65 on this machine."
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo) RAM, Linux $(uname -r)."
   echo "Tools: $(ver go version); $(ver nix --version); $(ver umoci --version); $(ver skopeo --version); docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || echo unknown)."
   echo "Load average before the run: $load_before (other jobs on the machine slow both sides; the ratios are per round, side by side)."
