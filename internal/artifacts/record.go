@@ -38,6 +38,20 @@ type Record struct {
 	// (artifacts/NAME/NAME-VERSION).
 	VersionDir string `json:"version_dir"`
 	Files      []File `json:"artifacts"`
+	// Images are the natively built container images.
+	Images []Image `json:"images,omitempty"`
+}
+
+// Image is one natively built image of one system.
+type Image struct {
+	Name   string `json:"name"`
+	System string `json:"system"`
+	// Layout is the OCI layout directory relative to the release dir.
+	Layout string `json:"layout"`
+	// Manifest is the image manifest's digest.
+	Manifest string `json:"manifest"`
+	// Archive is the docker-archive relative to the release dir.
+	Archive string `json:"archive,omitempty"`
 }
 
 // File is one file written by build, relative to the release directory.
@@ -99,7 +113,7 @@ func (r *Record) Check(releaseDir string) ([]Problem, error) {
 			problems = append(problems, Problem{f.Path, fmt.Sprintf("sha256 %s, recorded %s", sum, f.SHA256)})
 		}
 	}
-	for _, top := range []string{"artifacts", "manual"} {
+	for _, top := range []string{"artifacts", "manual", "images"} {
 		root := filepath.Join(releaseDir, top)
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {

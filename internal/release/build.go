@@ -15,6 +15,7 @@ import (
 
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/image"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
 )
@@ -28,6 +29,8 @@ type BuildOptions struct {
 	NixEnv []string
 	// Log receives progress lines and Nix's build log.
 	Log io.Writer
+	// RelengVersion is part of the image layer cache keys.
+	RelengVersion string
 }
 
 // Build evaluates and realises the release jobs and lays out
@@ -128,16 +131,23 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 		if err := layoutArtifacts(ctx, p, jobs, staging, rec); err != nil {
 			return nil, err
 		}
+		if err := buildImages(ctx, p, nix, staging, rec, opts, say); err != nil {
+			return nil, err
+		}
+		versionDir := filepath.Join(staging, filepath.FromSlash(rec.VersionDir))
+		if err := artifacts.WriteChecksums(versionDir); err != nil {
+			return nil, err
+		}
 	}
 	// Move the finished trees into place, then write the record last.
-	for _, top := range []string{"artifacts", "manual"} {
+	for _, top := range recordedTrees {
 		if _, err := os.Stat(filepath.Join(staging, top)); err == nil {
 			if err := os.Rename(filepath.Join(staging, top), filepath.Join(releaseDir, top)); err != nil {
 				return nil, err
 			}
 		}
 	}
-	for _, top := range []string{"artifacts", "manual"} {
+	for _, top := range recordedTrees {
 		files, err := artifacts.RecordTree(releaseDir, top)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
@@ -189,11 +199,48 @@ func layoutArtifacts(ctx context.Context, p *project.Project, jobs []nixbuild.Jo
 			return fmt.Errorf("copy job %s: %w", cj, err)
 		}
 	}
-	if err := artifacts.WriteChecksums(versionDir); err != nil {
-		return err
-	}
 	// The root manifest.nix, the `nix upgrade-nix` pointer.
 	return os.WriteFile(filepath.Join(staging, "artifacts", "manifest.nix"), []byte(manifest), 0o644)
+}
+
+// recordedTrees are the directories of release/ that build writes and
+// build.json lists.
+var recordedTrees = []string{"artifacts", "manual", "images"}
+
+// buildImages builds the [[images]] into release/images and puts each
+// docker-archive into the version directory as
+// IMAGE-VERSION-docker-image-SYSTEM.tar.gz (SPEC §7).
+func buildImages(ctx context.Context, p *project.Project, nix *nixbuild.Nix, staging string, rec *artifacts.Record, opts BuildOptions, say func(string, ...any)) error {
+	cfg := p.Config
+	if len(cfg.Images) == 0 {
+		return nil
+	}
+	rv := opts.RelengVersion
+	if rv == "" {
+		rv = "dev"
+	}
+	results, err := image.BuildAll(ctx, cfg, nix, rec.Version, p.Vars(), image.BuildOptions{
+		Dir:           filepath.Join(staging, "images"),
+		Cache:         &image.Cache{Dir: image.DefaultCacheDir()},
+		RelengVersion: rv,
+		Progress:      func(line string) { say("%s", line) },
+	})
+	if err != nil {
+		return err
+	}
+	versionDir := filepath.Join(staging, filepath.FromSlash(rec.VersionDir))
+	for _, r := range results {
+		ir := artifacts.Image{Name: r.Name, System: r.System, Layout: "images/" + filepath.Base(r.Layout), Manifest: r.Manifest.Digest}
+		if r.Archive != "" {
+			name := fmt.Sprintf("%s-%s-docker-image-%s.tar.gz", r.Name, rec.Version, r.System)
+			if err := os.Rename(r.Archive, filepath.Join(versionDir, name)); err != nil {
+				return err
+			}
+			ir.Archive = rec.VersionDir + "/" + name
+		}
+		rec.Images = append(rec.Images, ir)
+	}
+	return nil
 }
 
 // checkOnTag requires HEAD to be exactly on tag VERSION with a clean tree.

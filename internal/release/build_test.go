@@ -113,6 +113,22 @@ func TestBuildExample(t *testing.T) {
 	if len(roots) < 4 {
 		t.Errorf("gcroots: %d entries", len(roots))
 	}
+	// The images: an OCI layout per system, and a docker-archive in the
+	// version directory that skopeo reads.
+	if len(rec.Images) != 2 {
+		t.Errorf("images in build.json: %+v", rec.Images)
+	}
+	for _, sys := range []string{"x86_64-linux", "aarch64-linux"} {
+		archive := filepath.Join(vdir, "hello-1.0.0-docker-image-"+sys+".tar.gz")
+		skopeo := testenv.LookPath(t, "skopeo", "apt-get install -y skopeo")
+		dest := "oci:" + filepath.Join(t.TempDir(), "copy") + ":x"
+		if out, err := exec.Command(skopeo, "copy", "-q", "docker-archive:"+archive, dest).CombinedOutput(); err != nil {
+			t.Errorf("skopeo copy docker-archive:%s: %v\n%s", archive, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(rel, "images", "hello-"+sys, "index.json")); err != nil {
+			t.Errorf("OCI layout of %s: %v", sys, err)
+		}
+	}
 	// A tampered file is reported.
 	os.WriteFile(filepath.Join(rel, "manual", "index.html"), []byte("changed"), 0o644)
 	if problems, _ := loaded.Check(rel); len(problems) != 1 || problems[0].Path != "manual/index.html" {

@@ -157,6 +157,9 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	if err := u.checkAccess(ctx); err != nil {
 		return nil, err
 	}
+	if err := u.checkImageAccess(ctx); err != nil {
+		return nil, err
+	}
 
 	state := p.StateDir()
 	lock, err := journal.Acquire(filepath.Join(state, env.Name+".lock"), "upload")

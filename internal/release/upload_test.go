@@ -194,6 +194,7 @@ func TestUploadLockAndConfirm(t *testing.T) {
 // object.
 func TestUploadToMinIO(t *testing.T) {
 	m := testenv.StartMinIO(t)
+	reg := testenv.StartRegistry(t)
 	for _, b := range []string{"releases", "docs", "cache"} {
 		m.MakeBucket(t, b, b == "cache")
 	}
@@ -210,7 +211,10 @@ s3_region = "us-east-1"
 signing_key = "%[2]s/staging.key"
 credentials_command = ["%[3]s", "{env}"]
 
-[build]`, m.Endpoint, keyDir, creds)
+[[environments.staging.images]]
+repository = "%[4]s/hello"
+
+[build]`, m.Endpoint, keyDir, creds, reg.Addr)
 	r, nix := exampleRepo(t, map[string]string{"releng.toml": strings.Replace(exampleToml(""), "[build]", env, 1)})
 	genKey(t, filepath.Join(keyDir, "staging.key"))
 	if _, log, err := build(t, r, nix, BuildOptions{}); err != nil {
@@ -223,11 +227,16 @@ credentials_command = ["%[3]s", "{env}"]
 	if strings.Contains(log, m.SecretKey) {
 		t.Errorf("the secret key is in the log")
 	}
-	if step(rep, "cache").Sent < 5 || step(rep, "releases").Sent != 8 {
+	if step(rep, "cache").Sent < 5 || step(rep, "releases").Sent != 12 || step(rep, "images").Objects != 4 {
 		t.Errorf("upload report: %+v", rep.Steps)
 	}
 	if f := failures(verify(t, r, "staging")); len(f) > 0 {
 		t.Fatalf("verify: %v", f)
+	}
+	// skopeo, an independent reader, sees the multi-arch index under the version tag.
+	out, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg.Addr+"/hello:1.0.0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"arm64"`) || !strings.Contains(string(out), `"amd64"`) {
+		t.Errorf("skopeo inspect of the pushed index: %v\n%s", err, out)
 	}
 	// Tamper with a published tarball: verify says which.
 	c := m.Client(t)

@@ -102,6 +102,11 @@ func Verify(ctx context.Context, p *project.Project, opts VerifyOptions) (*Verif
 			add(c)
 		}
 	}
+	if len(t.Env.Images) > 0 && rec.Target == "all" && (len(rec.Images) > 0 || len(archivesOf(rec)) > 0) {
+		for _, c := range verifyImages(ctx, p, t.Env, rec, stable) {
+			add(c)
+		}
+	}
 	if t.Env.GitRemote != nil || t.Env.BuiltIn {
 		add(verifyGitTag(ctx, p, t, rec))
 	}
