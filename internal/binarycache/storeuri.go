@@ -344,7 +344,13 @@ type OpenOptions struct {
 // Open returns the bucket holding the cache. It sends no request.
 func (u *StoreURI) Open(opts OpenOptions) (bucket.Bucket, error) {
 	if u.Scheme == "file" {
-		return dir.New(u.Dir)
+		b, err := dir.New(u.Dir)
+		if err != nil {
+			return nil, err
+		}
+		// As Nix's file:// store: atomic renames, no fsync per file.
+		b.NoSync = true
+		return b, nil
 	}
 	creds := opts.Credentials
 	if creds == nil {

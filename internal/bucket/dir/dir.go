@@ -62,6 +62,11 @@ type Bucket struct {
 	// upload (default bucket.MinPartSize); parts matter little locally but
 	// keep the resume protocol the same as S3's.
 	PartSize int64
+	// NoSync skips the fsync before each rename: a reader still sees the
+	// old object or the whole new one, and a killed process loses
+	// nothing written, but a power failure may. A file:// binary cache
+	// uses it, as Nix's own file:// store does not fsync either.
+	NoSync bool
 
 	mu   sync.Mutex
 	root *os.Root
@@ -242,7 +247,7 @@ func createTemp(r *os.Root, key, prefix string) (*os.File, string, error) {
 	return nil, "", lastErr
 }
 
-// commit fsyncs f (the temp file tmp), renames it over key and records its
+// commit fsyncs f (the temp file tmp; unless NoSync), renames it over key and records its
 // metadata. On error the temp file is removed.
 func (b *Bucket) commit(r *os.Root, f *os.File, tmp, key string, m record) (bucket.ObjectInfo, error) {
 	ok := false
@@ -252,8 +257,10 @@ func (b *Bucket) commit(r *os.Root, f *os.File, tmp, key string, m record) (buck
 			r.Remove(tmp)
 		}
 	}()
-	if err := f.Sync(); err != nil {
-		return bucket.ObjectInfo{}, err
+	if !b.NoSync {
+		if err := f.Sync(); err != nil {
+			return bucket.ObjectInfo{}, err
+		}
 	}
 	if err := r.Rename(tmp, key); err != nil {
 		if fi, serr := r.Lstat(key); serr == nil && fi.IsDir() {

@@ -27,6 +27,16 @@ func newBucket(t *testing.T) bucket.Bucket {
 
 func TestConformance(t *testing.T) { buckettest.Run(t, newBucket) }
 
+// TestConformanceNoSync runs the suite on the variant a file:// binary
+// cache uses.
+func TestConformanceNoSync(t *testing.T) {
+	buckettest.Run(t, func(t *testing.T) bucket.Bucket {
+		b := newBucket(t).(*dir.Bucket)
+		b.NoSync = true
+		return b
+	})
+}
+
 func newDir(t *testing.T) (*dir.Bucket, string) {
 	root := t.TempDir() + "/bucket"
 	b, err := dir.New(root)
