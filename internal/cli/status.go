@@ -101,7 +101,11 @@ func (app *App) printStatus(st *status.Status) error {
 				key += " (missing)"
 			}
 		}
-		fmt.Fprintf(w, "environment %s\t%s\n", app.colour(e.Colour, e.Name), key)
+		published := "nothing published"
+		if len(e.PublishedSteps) > 0 || e.PublishedObjects > 0 {
+			published = fmt.Sprintf("published: %s (%d objects)", strings.Join(e.PublishedSteps, ", "), e.PublishedObjects)
+		}
+		fmt.Fprintf(w, "environment %s\t%s; %s\n", app.colour(e.Colour, e.Name), key, published)
 	}
 	return w.Flush()
 }

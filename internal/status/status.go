@@ -6,8 +6,11 @@ package status
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"sort"
 
 	"github.com/releng-project/releng/internal/gitflow"
+	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/project"
 )
 
@@ -56,6 +59,10 @@ type Environment struct {
 	BuiltIn           bool   `json:"built_in"`
 	SigningKey        string `json:"signing_key,omitempty"`
 	SigningKeyPresent bool   `json:"signing_key_present"`
+	// Published is what the journal of this environment records for the
+	// built release: the steps done and the objects published.
+	PublishedSteps   []string `json:"published_steps"`
+	PublishedObjects int      `json:"published_objects"`
 }
 
 // Collect gathers the status of p from local state only.
@@ -101,6 +108,18 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		st.Environments = append(st.Environments, se)
 	}
 	st.Artifacts = collectArtifacts(p.ReleaseDir())
+	if st.Artifacts.Built {
+		release := st.Name + " " + st.Artifacts.Version + " " + st.Artifacts.Commit
+		for i := range st.Environments {
+			e := &st.Environments[i]
+			steps, objects, err := journal.Summary(filepath.Join(p.StateDir(), e.Name+".journal"), release)
+			if err != nil {
+				return nil, err
+			}
+			sort.Strings(steps)
+			e.PublishedSteps, e.PublishedObjects = steps, objects
+		}
+	}
 	return st, nil
 }
 
