@@ -140,7 +140,7 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		if why := s.Skip(u); why != "" {
 			u.say("  %-9s skipped: %s", s.Name(), why)
 		} else {
-			u.say("  %-9s %s", s.Name(), u.where(s.Name()))
+			u.say("  %-9s %s  (%s)", s.Name(), u.where(s.Name()), u.planSize(s.Name()))
 		}
 	}
 	if opts.DryRun {
@@ -234,6 +234,36 @@ func (u *upload) where(step string) string {
 		}
 	case "git":
 		return "git remote of " + t.Env.Name
+	}
+	return ""
+}
+
+// planSize says how much a step is about to publish, for the plan.
+func (u *upload) planSize(step string) string {
+	count := func(prefix string, copies int) string {
+		n, bytes := 0, int64(0)
+		for _, f := range u.rec.Files {
+			if strings.HasPrefix(f.Path, prefix) {
+				n++
+				bytes += f.Size
+			}
+		}
+		return fmt.Sprintf("%d objects, %s", n*copies, binarycache.Size(bytes*int64(copies)))
+	}
+	switch step {
+	case "cache":
+		drvs, outs := CacheRoots(u.p.Config, u.rec)
+		return fmt.Sprintf("closures of %d derivations and %d outputs", len(drvs), len(outs))
+	case "images":
+		return fmt.Sprintf("%d images to %d targets", len(u.rec.Images), len(u.t.Env.Images))
+	case "releases":
+		return count(u.rec.VersionDir+"/", 1)
+	case "docs":
+		return count("manual/", len(DocsPrefixes(u.rec.Name, u.rec.Major, u.official, u.stableAlias)))
+	case "manifest":
+		return "manifest.nix"
+	case "git":
+		return "branch and tag " + u.rec.Version
 	}
 	return ""
 }
