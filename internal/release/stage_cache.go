@@ -11,6 +11,7 @@ import (
 	"github.com/releng-project/releng/internal/nixstore"
 )
 
+// cacheStage pushes the closures of the jobs to the binary cache (SPEC §10.2 step 1).
 type cacheStage struct{}
 
 func (cacheStage) Name() string { return "cache" }

@@ -8,6 +8,7 @@ import (
 	"github.com/releng-project/releng/internal/bucket"
 )
 
+// docsStage mirrors the manual to the docs bucket (step 4).
 type docsStage struct{}
 
 func (docsStage) Name() string { return "docs" }

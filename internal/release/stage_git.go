@@ -7,6 +7,7 @@ import (
 	"github.com/releng-project/releng/internal/gitflow"
 )
 
+// gitStage pushes the branch, then the tag (step 6).
 type gitStage struct{}
 
 func (gitStage) Name() string { return "git" }

@@ -11,6 +11,7 @@ import (
 	"github.com/releng-project/releng/internal/nixstore"
 )
 
+// manifestStage writes the root manifest.nix, the `nix upgrade-nix` pointer (step 5).
 type manifestStage struct{}
 
 func (manifestStage) Name() string { return "manifest" }

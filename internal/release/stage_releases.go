@@ -14,6 +14,7 @@ import (
 	"github.com/releng-project/releng/internal/journal"
 )
 
+// releasesStage copies the version directory to the releases bucket (step 3).
 type releasesStage struct{}
 
 func (releasesStage) Name() string { return "releases" }
