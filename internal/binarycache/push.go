@@ -3,6 +3,7 @@ package binarycache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -585,7 +586,17 @@ func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 // hash, so such an object is correct. Its SHA-256 must be known.
 func (p *pusher) reuse(ctx context.Context, it *item) bool {
 	info, err := p.b.Stat(ctx, it.url)
-	if err != nil || info.SHA256 == "" || info.Size <= 0 {
+	if err != nil || info.Size <= 0 {
+		return false
+	}
+	if info.SHA256 == "" && p.uri.Scheme == "file" {
+		// A file:// cache keeps no checksums: reading the NAR file back
+		// is cheap next to compressing it again.
+		if info.SHA256, err = hashObject(ctx, p.b, it.url); err != nil {
+			return false
+		}
+	}
+	if info.SHA256 == "" {
 		return false
 	}
 	sha, err := hex.DecodeString(info.SHA256)
@@ -686,4 +697,18 @@ func (c *narCounter) flush() {
 		c.p.event(Event{Kind: EventNARBytes, Path: c.pi.Path, Bytes: c.pending})
 		c.pending = 0
 	}
+}
+
+// hashObject reads an object and returns its lowercase hex SHA-256.
+func hashObject(ctx context.Context, b bucket.Bucket, key string) (string, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

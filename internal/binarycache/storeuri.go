@@ -348,8 +348,9 @@ func (u *StoreURI) Open(opts OpenOptions) (bucket.Bucket, error) {
 		if err != nil {
 			return nil, err
 		}
-		// As Nix's file:// store: atomic renames, no fsync per file.
-		b.NoSync = true
+		// As Nix's file:// store: atomic renames, no fsync per file, and
+		// nothing but the cache's own files.
+		b.NoSync, b.NoRecords = true, true
 		return b, nil
 	}
 	creds := opts.Credentials

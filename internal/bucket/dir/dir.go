@@ -67,6 +67,11 @@ type Bucket struct {
 	// nothing written, but a power failure may. A file:// binary cache
 	// uses it, as Nix's own file:// store does not fsync either.
 	NoSync bool
+	// NoRecords writes no metadata records: Put still returns the
+	// object's SHA-256, but Stat and List report none, nor a content type
+	// or encoding (readers of a file:// binary cache, Nix among them, look
+	// at the files alone).
+	NoRecords bool
 
 	mu   sync.Mutex
 	root *os.Root
@@ -220,13 +225,16 @@ func randomHex(n int) string {
 }
 
 // createTemp creates a new hidden temporary file in the directory of key,
-// creating that directory (and retrying if a concurrent Delete removed it
-// as empty in between).
+// creating that directory when it is missing (and retrying if a concurrent
+// Delete removed it as empty in between).
 func createTemp(r *os.Root, key, prefix string) (*os.File, string, error) {
 	dir := path.Dir(key)
 	var lastErr error
-	for range 5 {
-		if dir != "." {
+	for attempt := range 6 {
+		// The directory usually exists: try the file first, and make the
+		// directory only when it is missing (MkdirAll through os.Root
+		// costs a system call per path component).
+		if dir != "." && attempt > 0 {
 			if err := r.MkdirAll(dir, 0o755); err != nil {
 				if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
 					return nil, "", fmt.Errorf("a parent of %q is an object, and a directory bucket cannot hold both \"a\" and \"a/b\": %w", key, err)
@@ -240,6 +248,9 @@ func createTemp(r *os.Root, key, prefix string) (*os.File, string, error) {
 			return f, name, nil
 		}
 		lastErr = err
+		if errors.Is(err, syscall.ENOTDIR) {
+			return nil, "", fmt.Errorf("a parent of %q is an object, and a directory bucket cannot hold both \"a\" and \"a/b\": %w", key, err)
+		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -276,6 +287,9 @@ func (b *Bucket) commit(r *os.Root, f *os.File, tmp, key string, m record) (buck
 	}
 	m.Key = key
 	m.setFile(fi)
+	if b.NoRecords {
+		return m.info(fi), nil
+	}
 	if err := writeRecord(r, m); err != nil {
 		// The object is in place; only its checksum will be unknown.
 		// Remove a previous record so it cannot describe the new file.

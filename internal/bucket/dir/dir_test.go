@@ -1,7 +1,10 @@
 package dir_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -198,5 +201,37 @@ func TestFileDirConflict(t *testing.T) {
 	l, err := b.List(ctx, "", bucket.ListOptions{Recursive: true})
 	if err != nil || len(l) != 2 {
 		t.Errorf("list = %v, %v; want a and d/x only (no temp files)", l, err)
+	}
+}
+
+// TestNoRecords: the variant a file:// binary cache uses keeps nothing but
+// the objects; Put still reports the checksum of what it stored.
+func TestNoRecords(t *testing.T) {
+	b := newBucket(t).(*dir.Bucket)
+	b.NoSync, b.NoRecords = true, true
+	ctx := context.Background()
+	data := []byte("a narinfo\n")
+	info, err := b.Put(ctx, "x/abc.narinfo", bytes.NewReader(data), int64(len(data)), bucket.PutOptions{ContentType: "text/x-nix-narinfo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if info.SHA256 != hex.EncodeToString(sum[:]) || info.Size != int64(len(data)) {
+		t.Errorf("Put reported %+v", info)
+	}
+	st, err := b.Stat(ctx, "x/abc.narinfo")
+	if err != nil || st.SHA256 != "" || st.Size != int64(len(data)) {
+		t.Errorf("Stat = %+v, %v; want the size and no checksum", st, err)
+	}
+	entries, err := os.ReadDir(b.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "x" {
+		t.Errorf("the bucket directory holds %v, want only the object's directory", entries)
+	}
+	got, err := os.ReadFile(filepath.Join(b.Path(), "x", "abc.narinfo"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("object file: %q, %v", got, err)
 	}
 }
