@@ -25,8 +25,8 @@ func (docsStage) Skip(u *upload) string {
 }
 
 // DocsPrefixes are where the manual goes: manual/NAME/MAJOR/ for an official
-// release (and manual/NAME/stable/ unless on a maintenance branch or a
-// pre-release), manual/NAME/nightly/ otherwise.
+// release (and manual/NAME/stable/ for a stable one: not a pre-release, not
+// on a maintenance branch), manual/NAME/nightly/ otherwise.
 func DocsPrefixes(name, major string, official, stable bool) []string {
 	if !official {
 		return []string{"manual/" + name + "/nightly/"}

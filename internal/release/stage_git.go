@@ -36,6 +36,11 @@ func (gitStage) Run(ctx context.Context, u *upload) (Published, error) {
 	} else {
 		u.say("git: no branch remembered by `releng tag` (release/state/prev-branch): pushing the tag only")
 	}
+	if c, err := u.p.Git.TagCommit(ctx, u.rec.Version); err != nil {
+		return pub, err
+	} else if c == "" {
+		return pub, fmt.Errorf("tag %s does not exist in this repository: run `releng tag` (or `git fetch --tags`) first", u.rec.Version)
+	}
 	tag := "refs/tags/" + u.rec.Version
 	var opts []string
 	if u.opts.ForcePushTag {

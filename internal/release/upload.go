@@ -120,12 +120,10 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	}
 	env := u.t.Env
 	u.report = &UploadReport{Environment: env.Name, Version: rec.Version, DryRun: opts.DryRun}
-	u.official = rec.OfficialRelease && !p.Version.IsPrerelease()
-	m, err := gitflow.DetectMaintenance(ctx, p)
-	if err != nil {
+	var m *gitflow.Maintenance
+	if u.official, u.stableAlias, m, err = releaseKind(ctx, p, rec); err != nil {
 		return nil, err
 	}
-	u.stableAlias = u.official && !m.Maintenance
 	if m.Maintenance {
 		u.say("%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
 	}
@@ -194,6 +192,20 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		u.report.Steps = append(u.report.Steps, pub)
 	}
 	return u.report, nil
+}
+
+// releaseKind says where a release goes (SPEC §6.3, §10.2): official
+// releases publish their manual under MAJOR; stable ones — official, not a
+// pre-release, not on a maintenance branch — also move the latest image tag,
+// the docs stable alias and the root manifest.nix.
+func releaseKind(ctx context.Context, p *project.Project, rec *artifacts.Record) (official, stable bool, m *gitflow.Maintenance, err error) {
+	m, err = gitflow.DetectMaintenance(ctx, p)
+	if err != nil {
+		return false, false, nil, err
+	}
+	official = rec.OfficialRelease
+	stable = official && !p.Version.IsPrerelease() && !m.Maintenance
+	return official, stable, m, nil
 }
 
 func releaseID(rec *artifacts.Record) string {

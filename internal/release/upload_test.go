@@ -249,3 +249,53 @@ repository = "%[4]s/hello"
 		t.Errorf("verify after tampering: %v", f)
 	}
 }
+
+func TestDocsPrefixes(t *testing.T) {
+	for _, tt := range []struct {
+		official, stable bool
+		want             []string
+	}{
+		{false, false, []string{"manual/hello/nightly/"}},
+		{true, false, []string{"manual/hello/1.0/"}},
+		{true, true, []string{"manual/hello/1.0/", "manual/hello/stable/"}},
+	} {
+		if got := DocsPrefixes("hello", "1.0", tt.official, tt.stable); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("DocsPrefixes(official %v, stable %v) = %v, want %v", tt.official, tt.stable, got, tt.want)
+		}
+	}
+}
+
+// TestUploadOfficialPrerelease: an official release candidate publishes its
+// manual under MAJOR, but moves neither the stable docs, the root
+// manifest.nix nor the latest image tag.
+func TestUploadOfficialPrerelease(t *testing.T) {
+	r, nix := exampleRepo(t, map[string]string{"version.json": "{\n    \"version\": \"1.0.0-rc1\",\n    \"official_release\": true,\n    \"release_name\": \"First Light\"\n}\n"})
+	if _, log, err := build(t, r, nix, BuildOptions{NoCheckGit: true}); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	_, _, err := runUpload(t, r, nix, UploadOptions{Environment: "local", NoCheckGit: true})
+	if err == nil || !strings.Contains(err.Error(), "tag 1.0.0-rc1 does not exist in this repository") {
+		t.Fatalf("upload without the tag: %v", err)
+	}
+	r.Git("tag", "-a", "-m", "rc", "1.0.0-rc1")
+	rep, log, err := runUpload(t, r, nix, UploadOptions{Environment: "local", NoCheckGit: true})
+	if err != nil {
+		t.Fatalf("upload: %v\n%s", err, log)
+	}
+	if s := step(rep, "manifest"); !strings.Contains(s.Skipped, "pre-release") {
+		t.Errorf("manifest step: %+v", s)
+	}
+	local := filepath.Join(r.Dir, "release", "local")
+	if _, err := os.Stat(filepath.Join(local, "docs", "manual", "hello", "1.0", "index.html")); err != nil {
+		t.Errorf("manual under MAJOR: %v", err)
+	}
+	for _, p := range []string{"docs/manual/hello/stable", "docs/manual/hello/nightly", "releases/manifest.nix"} {
+		if _, err := os.Stat(filepath.Join(local, p)); !os.IsNotExist(err) {
+			t.Errorf("%s exists for an official pre-release", p)
+		}
+	}
+	index, _ := os.ReadFile(filepath.Join(local, "images", "index.json"))
+	if !strings.Contains(string(index), `"1.0.0-rc1"`) || strings.Contains(string(index), `"latest"`) {
+		t.Errorf("image tags of a pre-release: %s", index)
+	}
+}

@@ -63,12 +63,10 @@ func Verify(ctx context.Context, p *project.Project, opts VerifyOptions) (*Verif
 		}
 		r.Checks = append(r.Checks, c)
 	}
-	official := rec.OfficialRelease && !p.Version.IsPrerelease()
-	m, err := gitflow.DetectMaintenance(ctx, p)
+	official, stable, _, err := releaseKind(ctx, p, rec)
 	if err != nil {
 		return nil, err
 	}
-	stable := official && !m.Maintenance
 
 	if t.Releases != nil && rec.Target == "all" {
 		for _, f := range rec.Files {
