@@ -224,39 +224,14 @@ func TestCorruptPathNotPublished(t *testing.T) {
 }
 
 func TestResumeReusesUploadedNAR(t *testing.T) {
-	store := makeTestStore(t, 5, chainSpecs(3, 4000))
 	b := dirBucket(t)
-	uri := mustURI(t, "file://"+b.Path())
-	if _, err := Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos}); err != nil {
-		t.Fatal(err)
-	}
-	// As if killed after the NARs and before the narinfos.
-	for _, k := range narInfoKeys(t, b) {
-		if err := b.Delete(context.Background(), k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := newCounting(b)
-	var reused int
-	sum, err := Push(context.Background(), PushOptions{URI: uri, Bucket: c, Paths: store.Infos, OnEvent: func(e Event) {
-		if e.Kind == EventNARDone && e.Reused {
-			reused++
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reused != len(store.Infos) || c.snapshot()["put"] != len(store.Infos) || sum.Pushed != len(store.Infos) {
-		t.Errorf("reused %d NARs, ops %v, summary %+v", reused, c.snapshot(), sum)
-	}
-	checkConsistent(t, b, store.Dir, true, false, nil)
+	checkResumeReuses(t, b, mustURI(t, "file://"+b.Path()))
 }
 
 // TestResumeReusesUploadedNARFileCache: a file:// cache as the CLI opens it
 // keeps no checksums; the NARs of an interrupted push are hashed back and
 // reused all the same.
 func TestResumeReusesUploadedNARFileCache(t *testing.T) {
-	store := makeTestStore(t, 5, chainSpecs(3, 4000))
 	uri := mustURI(t, "file://"+filepath.Join(t.TempDir(), "cache"))
 	opened, err := uri.Open(OpenOptions{})
 	if err != nil {
@@ -266,10 +241,17 @@ func TestResumeReusesUploadedNARFileCache(t *testing.T) {
 	if !b.NoRecords {
 		t.Fatal("a file:// cache keeps metadata records")
 	}
+	checkResumeReuses(t, b, uri)
+}
+
+// checkResumeReuses pushes a closure to b, deletes the narinfos as if the
+// push was killed after the NARs, and checks a second push reuses every NAR.
+func checkResumeReuses(t *testing.T, b *dir.Bucket, uri *StoreURI) {
+	t.Helper()
+	store := makeTestStore(t, 5, chainSpecs(3, 4000))
 	if _, err := Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos}); err != nil {
 		t.Fatal(err)
 	}
-	// As if killed after the NARs and before the narinfos.
 	for _, k := range narInfoKeys(t, b) {
 		if err := b.Delete(context.Background(), k); err != nil {
 			t.Fatal(err)

@@ -83,7 +83,6 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			opts.Log = app.Err
 			rep, err := release.Verify(cmd.Context(), p, opts)
 			if err != nil {
 				return err

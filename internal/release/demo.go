@@ -121,7 +121,7 @@ func Demo(ctx context.Context, opts DemoOptions) (*DemoReport, error) {
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	say("verify")
-	ver, err := Verify(ctx, p, VerifyOptions{Environment: "local", Log: logw})
+	ver, err := Verify(ctx, p, VerifyOptions{Environment: "local"})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}

@@ -39,7 +39,6 @@ type VerifyReport struct {
 // VerifyOptions are the flags of `releng verify`.
 type VerifyOptions struct {
 	Environment string
-	Log         io.Writer
 }
 
 // maxNarinfo bounds a narinfo read from a cache.
