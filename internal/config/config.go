@@ -17,6 +17,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/textutil"
 )
 
@@ -185,7 +186,7 @@ func Defaults(name string) *Config {
 // Load reads and validates the configuration file at path; root is the
 // project root (the file's directory when empty).
 func Load(path, root string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsutil.ReadFile(path, fsutil.MaxConfig)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Error{File: path, Msg: "no such file; run `releng init` to write one, or pass --config FILE"}

@@ -131,7 +131,7 @@ func mainBranch(ctx context.Context, p *project.Project) (string, error) {
 // *versionfile.Error / *config.Error for input that must not reach git.
 // It re-reads the version file, so what is checked is what is on disk.
 func Preflight(ctx context.Context, p *project.Project, opts TagOptions) error {
-	vf, err := versionfile.Read(p.Version.Path)
+	vf, err := versionfile.Read(p.Root, p.Version.Path)
 	if err != nil {
 		return err
 	}

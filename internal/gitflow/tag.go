@@ -122,7 +122,7 @@ func Tag(ctx context.Context, p *project.Project, opts TagOptions) (*TagResult, 
 	if err := Preflight(ctx, p, opts); err != nil {
 		return nil, err
 	}
-	vf, err := versionfile.Read(p.Version.Path)
+	vf, err := versionfile.Read(p.Root, p.Version.Path)
 	if err != nil {
 		return nil, err
 	}

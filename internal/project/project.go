@@ -42,7 +42,7 @@ func Open(opts Options) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	vf, err := versionfile.Read(cfg.Abs(cfg.VersionFile))
+	vf, err := versionfile.Read(cfg.Root, cfg.Abs(cfg.VersionFile))
 	if err != nil {
 		return nil, err
 	}

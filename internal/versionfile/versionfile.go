@@ -38,10 +38,19 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
 }
 
-// Read parses the version file at path and validates the version (PEP 440).
-func Read(path string) (*File, error) {
-	raw, err := os.ReadFile(path)
+// Read parses the version file at path, which must lie inside the project
+// root (a symbolic link leading out of it is refused, naming the link), and
+// validates the version (PEP 440). The read is bounded by
+// fsutil.MaxVersionFile.
+func Read(root, path string) (*File, error) {
+	raw, err := fsutil.ReadFileIn(root, path, fsutil.MaxVersionFile)
 	if err != nil {
+		var esc *fsutil.EscapeError
+		var big *fsutil.TooLargeError
+		var nr *fsutil.NotRegularError
+		if errors.As(err, &esc) || errors.As(err, &big) || errors.As(err, &nr) {
+			return nil, &Error{Path: path, Msg: err.Error()}
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Error{Path: path, Msg: "version file not found; create it with {\"version\": \"1.0.0\", \"official_release\": false, \"release_name\": \"…\"} or set version_file in releng.toml"}
 		}

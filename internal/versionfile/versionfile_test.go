@@ -19,7 +19,7 @@ func TestReadAndSetOfficial(t *testing.T) {
 	if err := os.WriteFile(p, []byte(lixFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Read(p)
+	f, err := Read(filepath.Dir(p), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestReadAndSetOfficial(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("after SetOfficial:\n%s\nwant\n%s", got, want)
 	}
-	again, err := Read(p)
+	again, err := Read(filepath.Dir(p), p)
 	if err != nil || !again.OfficialRelease {
 		t.Fatalf("re-read: %+v %v", again, err)
 	}
@@ -73,7 +73,7 @@ func TestBadVersionFiles(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Read(filepath.Join(t.TempDir(), "version.json")); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := Read(os.TempDir(), filepath.Join(os.TempDir(), "no-such-dir-releng", "version.json")); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("missing file: %v", err)
 	}
 }
