@@ -133,8 +133,13 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
+			outputs, err := p.Outputs()
+			if err != nil {
+				return err
+			}
 			results, err := image.Build(cmd.Context(), inputs, image.BuildOptions{
 				Dir: filepath.Join(p.ReleaseDir(), "images"), Cache: app.imageCache(), RelengVersion: app.Version, Progress: app.progress,
+				Outputs: outputs,
 			})
 			if err != nil {
 				return err

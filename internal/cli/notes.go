@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/notes"
 )
 
@@ -85,9 +86,9 @@ func (app *App) loadNotesEnv(authorsFlag string) (*notesEnv, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, usageErrorf("--authors %s: %v", authorsFlag, errors.Unwrap(err))
 		}
-		env.authors, err = notes.LoadAuthors(path, authorsFlag, s.ProfileKinds())
+		env.authors, err = notes.LoadAuthors(env.rootFor(path), path, authorsFlag, s.ProfileKinds())
 	} else {
-		env.authors, err = notes.LoadAuthors(cfg.Abs(cfg.Notes.Authors), cfg.Notes.Authors, s.ProfileKinds())
+		env.authors, err = notes.LoadAuthors(cfg.Root, cfg.Abs(cfg.Notes.Authors), cfg.Notes.Authors, s.ProfileKinds())
 	}
 	return env, err
 }
@@ -101,15 +102,28 @@ func (env *notesEnv) abs(p string) string {
 	return filepath.Join(env.root, p)
 }
 
+// rootFor is the directory reads of p are confined to: the project root,
+// or, for a path given on the command line outside the project, the
+// directory it names (or holds it): symbolic links are not followed out of it.
+func (env *notesEnv) rootFor(p string) string {
+	if fsutil.Within(env.root, filepath.Clean(p)) {
+		return env.root
+	}
+	if st, err := os.Lstat(p); err == nil && st.IsDir() {
+		return filepath.Clean(p)
+	}
+	return filepath.Dir(p)
+}
+
 // dirs reads the directories given, or the configured fragments directory.
 func (env *notesEnv) dirs(args []string) []*notes.Dir {
 	if len(args) == 0 {
 		fd := env.cfg.Notes.FragmentsDir
-		return []*notes.Dir{notes.ReadDir(env.cfg.Abs(fd), filepath.Clean(fd), false)}
+		return []*notes.Dir{notes.ReadDir(env.root, env.cfg.Abs(fd), filepath.Clean(fd), false)}
 	}
 	var out []*notes.Dir
 	for _, a := range args {
-		out = append(out, notes.ReadDir(env.abs(a), filepath.Clean(a), true))
+		out = append(out, notes.ReadDir(env.rootFor(env.abs(a)), env.abs(a), filepath.Clean(a), true))
 	}
 	return out
 }

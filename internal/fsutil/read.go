@@ -223,3 +223,30 @@ func FormatSize(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// ReadDirIn lists the directory dir, which must lie inside root: symbolic
+// links on the way are followed only inside root (one leading out is an
+// *EscapeError naming it).
+func ReadDirIn(root, dir string) ([]os.DirEntry, error) {
+	rel, err := RelIn(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := r.Open(rel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrNotExist}
+		}
+		if isEscape(err) {
+			return nil, &EscapeError{Path: dir, Link: findEscapingLink(root, rel), Root: root}
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}

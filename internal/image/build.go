@@ -32,6 +32,12 @@ type BuildOptions struct {
 	Jobs int
 	// Progress receives one line per step; nil is silent.
 	Progress func(string)
+	// Outputs, when set, is the ledger of the release directory that holds
+	// Dir: every entry Build makes there is recorded first, and what it
+	// replaces is deleted only if the ledger says releng wrote it (`releng
+	// image build` into release/images). nil: Dir is the caller's own
+	// staging directory.
+	Outputs *fsutil.Ledger
 }
 
 // Result is a built image.
@@ -98,7 +104,7 @@ func Build(ctx context.Context, inputs []*Input, opts BuildOptions) ([]*Result, 
 func buildOne(ctx context.Context, p *Planned, opts BuildOptions) (*Result, error) {
 	in := p.In
 	final := filepath.Join(opts.Dir, in.Base())
-	staging, err := os.MkdirTemp(opts.Dir, "."+in.Base()+".tmp-")
+	staging, err := opts.makeStaging(final)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +192,7 @@ func buildOne(ctx context.Context, p *Planned, opts BuildOptions) (*Result, erro
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return nil, err
 	}
-	if err := replaceDir(staging, final); err != nil {
+	if err := opts.replaceDir(staging, final); err != nil {
 		return nil, err
 	}
 
@@ -196,12 +202,14 @@ func buildOne(ctx context.Context, p *Planned, opts BuildOptions) (*Result, erro
 		for _, d := range descs {
 			img.Layers = append(img.Layers, fileBlob(final, d.Digest, d.Size))
 		}
-		err := writeRenamed(res.Archive, func(w io.Writer) error { return archive.Write(w, img) })
+		err := opts.writeOutput(res.Archive, func(w io.Writer) error { return archive.Write(w, img) })
 		if err != nil {
 			return nil, fmt.Errorf("docker-archive %s: %w", res.Archive, err)
 		}
 	} else {
-		_ = os.Remove(final + ".tar.gz")
+		if err := opts.remove(final + ".tar.gz"); err != nil {
+			return nil, err
+		}
 		opts.say("image %s (%s): compression %s: no docker-archive (docker load needs gzip layers)", in.Name, in.System, in.Compression)
 	}
 	opts.say("image %s for %s: %s", in.Name, in.System, res.Manifest.Digest)
@@ -276,6 +284,78 @@ func linkOrCopy(src, dst string) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
+}
+
+// makeStaging makes the directory final is built in.
+func (o *BuildOptions) makeStaging(final string) (string, error) {
+	if o.Outputs == nil {
+		return os.MkdirTemp(o.Dir, "."+filepath.Base(final)+".tmp-")
+	}
+	staging := filepath.Join(o.Dir, "."+filepath.Base(final)+".tmp")
+	if err := o.Outputs.Remove(staging); err != nil {
+		return "", err
+	}
+	if err := o.Outputs.Record(map[string]fsutil.Kind{staging: fsutil.KindTemp}); err != nil {
+		return "", err
+	}
+	return staging, os.Mkdir(staging, 0o755)
+}
+
+// replaceDir puts the complete directory staging at final, replacing what
+// was there (with a ledger: only if releng wrote it).
+func (o *BuildOptions) replaceDir(staging, final string) error {
+	if o.Outputs == nil {
+		return replaceDir(staging, final)
+	}
+	if err := o.Outputs.Remove(final); err != nil {
+		return err
+	}
+	if err := o.Outputs.RecordTree(staging, final); err != nil {
+		return err
+	}
+	return os.Rename(staging, final)
+}
+
+// writeOutput writes the file path through a temporary file renamed into
+// place (with a ledger: both recorded first, and an existing path replaced
+// only if releng wrote it).
+func (o *BuildOptions) writeOutput(path string, fill func(io.Writer) error) error {
+	if o.Outputs == nil {
+		return writeRenamed(path, fill)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	for _, p := range []string{tmp, path} {
+		if err := o.Outputs.Remove(p); err != nil {
+			return err
+		}
+	}
+	if err := o.Outputs.Record(map[string]fsutil.Kind{tmp: fsutil.KindFile, path: fsutil.KindFile}); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// remove deletes an output (with a ledger: only if releng wrote it).
+func (o *BuildOptions) remove(path string) error {
+	if o.Outputs == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return o.Outputs.Remove(path)
 }
 
 // replaceDir puts the complete directory staging at final, replacing what

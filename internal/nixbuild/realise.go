@@ -93,7 +93,7 @@ func (n *Nix) Realise(ctx context.Context, jobs []Job, opts RealiseOptions) erro
 	}
 	for _, j := range jobs {
 		for _, out := range keys(j.Outputs) {
-			root := filepath.Join(opts.GCRoots, strings.ReplaceAll(j.Attr, "/", "_")+"-"+out)
+			root := filepath.Join(opts.GCRoots, GCRootName(j, out))
 			if _, err := n.run(ctx, nil, "nix-store", "--add-root", root, "--indirect", "--realise", j.Outputs[out]); err != nil {
 				return fmt.Errorf("register GC root %s: %w", root, err)
 			}
@@ -124,4 +124,10 @@ func (d *dropLines) Write(p []byte) (int, error) {
 		}
 		d.partial = d.partial[i+1:]
 	}
+}
+
+// GCRootName is the name of the GC root of output out of job j under
+// RealiseOptions.GCRoots: ATTR-OUTPUT.
+func GCRootName(j Job, out string) string {
+	return strings.ReplaceAll(j.Attr, "/", "_") + "-" + out
 }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/textutil"
 )
 
@@ -33,16 +33,23 @@ type Authors struct {
 	keys     []string
 }
 
-// LoadAuthors reads the authors file at path (named display in messages).
-// kinds are the profile kinds an entry may have besides display_name. A
-// file that does not exist gives (nil, nil): no authors file.
-func LoadAuthors(path, display string, kinds []string) (*Authors, error) {
-	data, err := os.ReadFile(path)
+// LoadAuthors reads the authors file at path (named display in messages),
+// which must lie inside root (a symbolic link leading out of it is refused
+// and its target never read). kinds are the profile kinds an entry may have
+// besides display_name. A file that does not exist gives (nil, nil): no
+// authors file.
+func LoadAuthors(root, path, display string, kinds []string) (*Authors, error) {
+	data, err := fsutil.ReadFileIn(root, path, fsutil.MaxAuthors)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		a := &Authors{Path: display, byID: map[string]*Author{}}
+		var esc *fsutil.EscapeError
+		if errors.As(err, &esc) {
+			a.errorf(0, "is a symbolic link that leads outside %s; releng reads only files inside the project: replace the link with the file itself", root)
+			return a, nil
+		}
 		a.errorf(0, "cannot read the authors file: %v", unwrapPathError(err))
 		return a, nil
 	}
@@ -123,7 +130,7 @@ func (a *Authors) problem(line int, sev Severity, format string, args ...any) {
 	if line < 1 {
 		line = 1
 	}
-	a.Problems = append(a.Problems, Problem{Path: a.Path, Line: line, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	a.Problems = append(a.Problems, Problem{Path: a.Path, Line: line, Severity: sev, Message: fmt.Sprintf(format, excerpts(args)...)})
 }
 
 // Lookup returns the author a credit names. As in Python, the key must be

@@ -9,14 +9,14 @@ import (
 // 2.92.0 minus process start-up: read the authors file and the directory,
 // parse, check and render every fragment.
 func BenchmarkRender2920(b *testing.B) {
-	manual := filepath.Join("testdata", "fixtures", "lix-2.92.0", "input", "doc", "manual")
+	manual, _ := filepath.Abs(filepath.Join("testdata", "fixtures", "lix-2.92.0", "input", "doc", "manual"))
 	s := settings(b, gen2592[0], gen2592[1], gen2592[2])
 	for b.Loop() {
-		a, err := LoadAuthors(filepath.Join(manual, "change-authors.yml"), "change-authors.yml", s.ProfileKinds())
+		a, err := LoadAuthors(testRoot, filepath.Join(manual, "change-authors.yml"), "change-authors.yml", s.ProfileKinds())
 		if err != nil {
 			b.Fatal(err)
 		}
-		d := ReadDir(filepath.Join(manual, "rl-next"), "rl-next", true)
+		d := ReadDir(testRoot, filepath.Join(manual, "rl-next"), "rl-next", true)
 		out, _, err := Render(&Input{Dirs: []*Dir{d}, Settings: s, Authors: a})
 		if err != nil || len(out) == 0 {
 			b.Fatal(err)

@@ -3,12 +3,15 @@ package notes
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // Severity of a problem: errors fail `notes check` and stop rendering;
@@ -59,11 +62,13 @@ func IsFragmentName(name string) bool {
 }
 
 // ReadDir reads and parses every fragment in dir, named display in
-// messages. A missing directory is an error problem when required, else a
-// warning (it then has no fragments).
-func ReadDir(dir, display string, required bool) *Dir {
+// messages. Nothing is read outside root: a directory or fragment that is a
+// symbolic link leading out of it is an error problem naming the link, and
+// none of its target is read. A missing directory is an error problem when
+// required, else a warning (it then has no fragments).
+func ReadDir(root, dir, display string, required bool) *Dir {
 	d := &Dir{Path: display}
-	ents, err := os.ReadDir(dir)
+	ents, err := fsutil.ReadDirIn(root, dir)
 	if err != nil {
 		sev := Error
 		msg := fmt.Sprintf("cannot read the fragments directory: %v", unwrapPathError(err))
@@ -81,35 +86,32 @@ func ReadDir(dir, display string, required bool) *Dir {
 		if !IsFragmentName(e.Name()) {
 			continue
 		}
-		d.Fragments = append(d.Fragments, readFragment(filepath.Join(dir, e.Name()), filepath.Join(display, e.Name())))
+		d.Fragments = append(d.Fragments, readFragment(root, filepath.Join(dir, e.Name()), filepath.Join(display, e.Name())))
 	}
 	sort.Slice(d.Fragments, func(i, j int) bool { return d.Fragments[i].Name < d.Fragments[j].Name })
 	return d
 }
 
-func readFragment(path, display string) *Fragment {
+func readFragment(root, path, display string) *Fragment {
 	bad := func(format string, args ...any) *Fragment {
 		f := &Fragment{Path: display, Name: filepath.Base(display)}
 		f.errorf(1, format, args...)
 		return f
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return bad("cannot read: %v", unwrapPathError(err))
-	}
-	if st.IsDir() {
+	data, err := fsutil.ReadFileIn(root, path, MaxFragmentSize)
+	var esc *fsutil.EscapeError
+	var nr *fsutil.NotRegularError
+	var big *fsutil.TooLargeError
+	switch {
+	case errors.As(err, &esc):
+		return bad("is a symbolic link that leads outside %s; releng reads only files inside the project: replace the link with the fragment itself", root)
+	case errors.As(err, &nr) && nr.Mode.IsDir():
 		return bad("is a directory, not a fragment: rename it so it does not end in .md")
-	}
-	if !st.Mode().IsRegular() {
-		return bad("is not a regular file (%s)", st.Mode().Type())
-	}
-	fh, err := os.Open(path)
-	if err != nil {
-		return bad("cannot read: %v", unwrapPathError(err))
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, MaxFragmentSize+1))
-	if err != nil {
+	case errors.As(err, &nr):
+		return bad("is not a regular file (%s)", nr.Mode.Type())
+	case errors.As(err, &big):
+		return bad("is larger than %s; a fragment is at most that", fsutil.FormatSize(MaxFragmentSize))
+	case err != nil:
 		return bad("cannot read: %v", unwrapPathError(err))
 	}
 	return ParseFragment(display, data)
@@ -234,4 +236,43 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// maxExcerpt is the most of a text read from a file that a problem quotes.
+const maxExcerpt = 160
+
+// excerpts shortens the text arguments of a problem message to a short,
+// printable excerpt: a message never carries more than a few words of what
+// was read, nor control characters that would reach a terminal.
+func excerpts(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			a = excerpt(s)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func excerpt(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxExcerpt {
+			b.WriteString("…")
+			break
+		}
+		n++
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case unicode.IsPrint(r) || r == ' ':
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }

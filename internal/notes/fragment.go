@@ -52,7 +52,7 @@ func (f *Fragment) Line() int {
 }
 
 func (f *Fragment) problem(line int, sev Severity, format string, args ...any) {
-	f.Problems = append(f.Problems, Problem{Path: f.Path, Line: max(line, 1), Severity: sev, Message: fmt.Sprintf(format, args...)})
+	f.Problems = append(f.Problems, Problem{Path: f.Path, Line: max(line, 1), Severity: sev, Message: fmt.Sprintf(format, excerpts(args)...)})
 }
 
 func (f *Fragment) errorf(line int, format string, args ...any) {

@@ -21,7 +21,7 @@ func TestCreateFragment(t *testing.T) {
 	if path != filepath.Join(dir, "fix-thing.md") {
 		t.Errorf("path = %s", path)
 	}
-	d := ReadDir(dir, "rl-next", true)
+	d := ReadDir(testRoot, dir, "rl-next", true)
 	if r := Check(&Input{Dirs: []*Dir{d}, Settings: s, Authors: testAuthorsFile(t)}); !r.OK() || r.Warnings != 0 {
 		t.Fatalf("notes check rejects the new fragment: %v", problemStrings(r))
 	}

@@ -120,7 +120,7 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 	if err != nil {
 		return nil, err
 	}
-	authors, err := LoadAuthors(cfg.Abs(n.Authors), n.Authors, settings.ProfileKinds())
+	authors, err := LoadAuthors(p.Root, cfg.Abs(n.Authors), n.Authors, settings.ProfileKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 	if err != nil {
 		return nil, &config.Error{File: cfg.Path, Msg: "notes.fragments_dir: " + err.Error()}
 	}
-	dir := ReadDir(cfg.Abs(n.FragmentsDir), fragDir, false)
+	dir := ReadDir(p.Root, cfg.Abs(n.FragmentsDir), fragDir, false)
 	body, report, err := Render(&Input{Dirs: []*Dir{dir}, Settings: settings, Authors: authors})
 	if err != nil {
 		return nil, err
@@ -174,7 +174,7 @@ func PlanPrepare(ctx context.Context, p *project.Project, opts PrepareOptions) (
 		return nil, &config.Error{File: cfg.Path, Msg: "notes.output: " + err.Error()}
 	}
 	pl.Output = filepath.ToSlash(output)
-	old, err := readIfExists(cfg.Abs(output))
+	old, err := readIfExists(p.Root, cfg.Abs(output))
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func (pl *Plan) planSummary(cfg *config.Config, vars map[string]string) error {
 		return &config.Error{File: cfg.Path, Msg: "notes.summary: " + err.Error()}
 	}
 	summary = filepath.ToSlash(summary)
-	old, err := readIfExists(cfg.Abs(summary))
+	old, err := readIfExists(cfg.Root, cfg.Abs(summary))
 	if err != nil {
 		return err
 	}
@@ -266,8 +266,8 @@ func relToRoot(root, p string) (string, error) {
 	return rel, nil
 }
 
-func readIfExists(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+func readIfExists(root, path string) ([]byte, error) {
+	data, err := fsutil.ReadFileIn(root, path, fsutil.MaxNotesFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/gitx"
 	"github.com/releng-project/releng/internal/versionfile"
 )
@@ -36,6 +37,9 @@ type Options struct {
 func Open(opts Options) (*Project, error) {
 	cfg, err := LoadConfig(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkReleaseDirs(cfg); err != nil {
 		return nil, err
 	}
 	repo, err := gitx.Open(cfg.Root)
@@ -89,3 +93,30 @@ func (p *Project) ReleaseDir() string { return p.Config.Abs(p.Config.ReleaseDir)
 
 // StateDir is where the journal and remembered branch live.
 func (p *Project) StateDir() string { return filepath.Join(p.ReleaseDir(), "state") }
+
+// OutputsFile is the ledger of what releng wrote into the release
+// directory (outside state/ and local/).
+const OutputsFile = "outputs.json"
+
+// Outputs loads the ledger of the release directory, creating the
+// directory if needed: what releng wrote there, the only things it deletes.
+func (p *Project) Outputs() (*fsutil.Ledger, error) {
+	if err := os.MkdirAll(p.ReleaseDir(), 0o755); err != nil {
+		return nil, err
+	}
+	return fsutil.LoadLedger(p.ReleaseDir(), filepath.Join(p.StateDir(), OutputsFile))
+}
+
+// checkReleaseDirs refuses a state/ or local/ in the release directory
+// that is a symbolic link leading out of it: releng writes its journal,
+// locks and the local environment there.
+func checkReleaseDirs(cfg *config.Config) error {
+	rel := fsutil.Resolve(cfg.Abs(cfg.ReleaseDir))
+	for _, sub := range []string{"state", config.LocalDir} {
+		p := filepath.Join(cfg.Abs(cfg.ReleaseDir), sub)
+		if real := fsutil.Resolve(p); real != filepath.Join(rel, sub) {
+			return &config.Error{File: p, Msg: fmt.Sprintf("is a symbolic link to %s; releng writes its state there, so it must be a directory inside the release directory (remove the link)", real)}
+		}
+	}
+	return nil
+}

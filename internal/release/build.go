@@ -15,6 +15,7 @@ import (
 
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/image"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
@@ -92,16 +93,34 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 	}
 
 	releaseDir := p.ReleaseDir()
-	if err := clearReleaseDir(releaseDir); err != nil {
+	outputs, err := p.Outputs()
+	if err != nil {
+		return nil, err
+	}
+	// Clear release/ but state/ and local/: only what releng wrote there.
+	if err := outputs.Clear("state", config.LocalDir); err != nil {
 		return nil, err
 	}
 	say("building %d jobs", len(jobs))
-	if err := nix.Realise(ctx, jobs, nixbuild.RealiseOptions{MaxJobs: cfg.Build.MaxJobs, Cores: cfg.Build.Cores, GCRoots: filepath.Join(releaseDir, "gcroots")}); err != nil {
+	gcroots := filepath.Join(releaseDir, "gcroots")
+	roots := map[string]fsutil.Kind{gcroots: fsutil.KindDir}
+	for _, j := range jobs {
+		for out := range j.Outputs {
+			roots[filepath.Join(gcroots, nixbuild.GCRootName(j, out))] = fsutil.KindSymlink
+		}
+	}
+	if err := outputs.Record(roots); err != nil {
+		return nil, err
+	}
+	if err := nix.Realise(ctx, jobs, nixbuild.RealiseOptions{MaxJobs: cfg.Build.MaxJobs, Cores: cfg.Build.Cores, GCRoots: gcroots}); err != nil {
 		return nil, err
 	}
 
-	staging, err := os.MkdirTemp(releaseDir, ".staging-")
-	if err != nil {
+	staging := filepath.Join(releaseDir, ".staging")
+	if err := outputs.Record(map[string]fsutil.Kind{staging: fsutil.KindTemp}); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(staging, 0o755); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(staging)
@@ -139,9 +158,13 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 			return nil, err
 		}
 	}
-	// Move the finished trees into place, then write the record last.
+	// Move the finished trees into place (recorded in the ledger first),
+	// then write the record last.
 	for _, top := range recordedTrees {
 		if _, err := os.Stat(filepath.Join(staging, top)); err == nil {
+			if err := outputs.RecordTree(filepath.Join(staging, top), filepath.Join(releaseDir, top)); err != nil {
+				return nil, err
+			}
 			if err := os.Rename(filepath.Join(staging, top), filepath.Join(releaseDir, top)); err != nil {
 				return nil, err
 			}
@@ -153,6 +176,9 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 			return nil, err
 		}
 		rec.Files = append(rec.Files, files...)
+	}
+	if err := outputs.Record(map[string]fsutil.Kind{filepath.Join(releaseDir, artifacts.RecordFile): fsutil.KindFile}); err != nil {
+		return nil, err
 	}
 	if err := rec.Save(releaseDir); err != nil {
 		return nil, err
@@ -262,26 +288,6 @@ func checkOnTag(ctx context.Context, p *project.Project, head string) error {
 	}
 	if len(dirty) > 0 {
 		return fmt.Errorf("the work tree has changes to tracked files (%s): commit or stash them (or pass --no-check-git)", strings.Join(dirty, "; "))
-	}
-	return nil
-}
-
-// clearReleaseDir empties the release directory except state/ and local/.
-func clearReleaseDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.Name() == "state" || e.Name() == config.LocalDir {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("clear %s: %w", dir, err)
-		}
 	}
 	return nil
 }
