@@ -201,12 +201,18 @@ func Load(path, root string) (*Config, error) {
 
 // Parse decodes data (the contents of file) strictly and applies defaults.
 func Parse(data []byte, file, root string) (*Config, error) {
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		return nil, &Error{File: file, Line: 1, Msg: "starts with a UTF-8 byte order mark (BOM); save it without one"}
+	}
 	c := &Config{Path: file, Root: root}
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return nil, decodeError(file, data, err)
 	}
 	loc := locator{data: data}
+	if err := checkNotEmpty(data, file, loc, c.Name); err != nil {
+		return nil, err
+	}
 	seen := loc.presentKeys()
 	c.applyDefaults(seen)
 	if err := c.validate(file, loc); err != nil {
@@ -448,6 +454,9 @@ func (c *Config) validate(file string, loc locator) error {
 	if c.Name == "" {
 		return &Error{File: file, Line: 1, Msg: "missing required key `name` (the project name, e.g. name = \"lix\")"}
 	}
+	if err := c.checkText(file, loc); err != nil {
+		return err
+	}
 	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`).MatchString(c.Name) {
 		return errf("name", "name %q: use letters, digits, '.', '_', '+' and '-' only", c.Name)
 	}
@@ -490,6 +499,7 @@ func (c *Config) validate(file string, loc locator) error {
 	templ := map[string]string{
 		"git.release_branch":  c.Git.ReleaseBranch,
 		"notes.output":        n.Output,
+		"notes.summary":       n.Summary,
 		"notes.summary_entry": n.SummaryEntry,
 		"notes.cl_url":        n.CLURL,
 		"build.jobs":          c.Build.Jobs,
@@ -517,7 +527,7 @@ func (c *Config) validate(file string, loc locator) error {
 				return errf(prefix+".images", "environments.%s.images[%d]: missing repository", e.Name, i)
 			}
 			for j, tag := range t.Tags {
-				templ[fmt.Sprintf("%s.images.tags[%d][%d]", prefix, i, j)] = tag
+				templ[fmt.Sprintf("%s.images[%d].tags[%d]", prefix, i, j)] = tag
 			}
 			for _, im := range t.Images {
 				if c.Image(im) == nil && len(c.Images) > 0 {
@@ -554,8 +564,14 @@ func (c *Config) validate(file string, loc locator) error {
 			return errf("images", "image %q: compression %q: must be \"gzip\" or \"zstd\"", im.Name, im.Compression)
 		}
 		for j, ct := range im.Contents {
-			templ[fmt.Sprintf("images.%s.contents[%d]", im.Name, j)] = ct
+			templ[fmt.Sprintf("%s.contents[%d]", key, j)] = ct
 		}
+		for j, g := range im.Layers {
+			for k, l := range g {
+				templ[fmt.Sprintf("%s.layers[%d][%d]", key, j, k)] = l
+			}
+		}
+		templ[key+".root"] = im.Root
 	}
 	if g := c.Checks.MaxClosureGrowth; g != "" {
 		if _, _, err := ParseGrowth(g); err != nil {
@@ -569,7 +585,7 @@ func (c *Config) validate(file string, loc locator) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if err := CheckTemplate(templ[k]); err != nil {
-			return &Error{File: file, Line: loc.line(stripIndex(k)), Msg: fmt.Sprintf("%s: %v", k, err)}
+			return &Error{File: file, Line: lineFor(loc, k), Msg: fmt.Sprintf("%s: %v", k, err)}
 		}
 	}
 	return nil
@@ -585,11 +601,188 @@ func (c *Config) Image(name string) *Image {
 	return nil
 }
 
-func stripIndex(k string) string {
-	if i := strings.IndexByte(k, '['); i >= 0 {
-		return k[:i]
+// lineFor is the line of the key at path, written as errors name keys
+// (images[0].contents[1]), or else of the nearest enclosing key or table
+// the locator finds (images.0.contents, then images.0 …), 0 for none.
+func lineFor(loc locator, path string) int {
+	p := indexRe.ReplaceAllString(path, ".$1")
+	for p != "" {
+		if n := loc.line(p); n > 0 {
+			return n
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
 	}
-	return k
+	return 0
+}
+
+var indexRe = regexp.MustCompile(`\[(\d+)\]`)
+
+// requiredKeys must not be written as "": each has a default that an empty
+// string would otherwise silently stand for (SPEC §3), and an empty branch,
+// remote, path or template is never what was meant. images.N.KEY stands for
+// the key in every [[images]] entry.
+var requiredKeys = []string{
+	"version_file", "release_dir", "default_environment",
+	"git.remote", "git.main_branch", "git.release_branch",
+	"notes.fragments_dir", "notes.output", "notes.summary", "notes.summary_entry",
+	"notes.title", "notes.default_category", "notes.layout", "notes.link_text", "notes.cl_url",
+	"build.jobs", "build.default_profile", "build.evaluator", "build.manifest_jobs",
+	"build.manual.job", "build.manual.output", "build.manual.path",
+	"images.N.name", "images.N.max_layer_size", "images.N.compression",
+}
+
+// checkNotEmpty refuses a required key set to "" (before applyDefaults
+// replaces it). It reads the document again as plain tables, so a key
+// written in an inline table or as a dotted key is found too.
+func checkNotEmpty(data []byte, file string, loc locator, name string) error {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil // the strict decode accepted it; nothing more to say
+	}
+	defaults := map[string]string{}
+	_ = walkStrings(reflect.ValueOf(Defaults(name)).Elem(), "", func(path, s string, key bool) error {
+		if !key {
+			defaults[path] = s
+		}
+		return nil
+	})
+	defaults["images.N.max_layer_size"], defaults["images.N.compression"] = "65MB", "gzip"
+	images, _ := doc["images"].([]any)
+	for _, k := range requiredKeys {
+		paths := []string{k}
+		if rest, ok := strings.CutPrefix(k, "images.N."); ok {
+			paths = nil
+			for i := range images {
+				paths = append(paths, fmt.Sprintf("images[%d].%s", i, rest))
+			}
+		}
+		for _, p := range paths {
+			v, ok := lookup(doc, p)
+			if !ok || v != "" {
+				continue
+			}
+			msg := fmt.Sprintf("%s is empty: give it a value", p)
+			if d := defaults[k]; d != "" {
+				msg += fmt.Sprintf(", or remove the line to use the default %q", d)
+			}
+			return &Error{File: file, Line: lineFor(loc, p), Msg: msg}
+		}
+	}
+	return nil
+}
+
+// lookup returns the string at path (dotted, with [N] for an entry of an
+// array of tables) in a document decoded into plain maps.
+func lookup(doc map[string]any, path string) (string, bool) {
+	var cur any = doc
+	for _, part := range strings.Split(indexRe.ReplaceAllString(path, ".$1"), ".") {
+		switch t := cur.(type) {
+		case map[string]any:
+			cur = t[part]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(part, &i); err != nil || i >= len(t) {
+				return "", false
+			}
+			cur = t[i]
+		default:
+			return "", false
+		}
+	}
+	s, ok := cur.(string)
+	return s, ok
+}
+
+// checkText refuses text that must not reach a commit or tag message, a
+// ref, a URL, a command line or a file name: every string of the
+// configuration, and every table name, must be one line of visible UTF-8
+// text (textutil.CheckText), and no entry of a list may be empty (the
+// arguments of credentials_command after the first may). Only an image's
+// runtime config ([images.config]: Env, Cmd, Labels …) may hold any text:
+// it goes into the image as it is.
+func (c *Config) checkText(file string, loc locator) error {
+	skipEmpty := regexp.MustCompile(`\.credentials_command\[[1-9][0-9]*\]$`)
+	return walkStrings(reflect.ValueOf(c).Elem(), "", func(path, s string, key bool) error {
+		if key {
+			where := "a key or table name under " + path
+			if path == "" {
+				where = "a key name"
+			}
+			line := lineFor(loc, strings.TrimPrefix(path+"."+s, "."))
+			if s == "" {
+				return &Error{File: file, Line: line, Msg: where + " is empty"}
+			}
+			if err := textutil.CheckText(s); err != nil {
+				return &Error{File: file, Line: line, Msg: fmt.Sprintf("%s %v", where, err)}
+			}
+			return nil
+		}
+		if err := textutil.CheckText(s); err != nil {
+			return &Error{File: file, Line: lineFor(loc, path), Msg: fmt.Sprintf("%s %v", path, err)}
+		}
+		if s == "" && strings.HasSuffix(path, "]") && !skipEmpty.MatchString(path) {
+			return &Error{File: file, Line: lineFor(loc, path), Msg: fmt.Sprintf("%s is empty: a list entry needs a value", path)}
+		}
+		return nil
+	})
+}
+
+// walkStrings calls visit with every string in v (a configuration value)
+// and its key path as errors name it (notes.categories[2],
+// images[0].name). Map keys are visited (key = true, with the map's path)
+// before what is under them, in sorted order. An image's runtime config
+// (ImageConfig) is not walked.
+func walkStrings(v reflect.Value, path string, visit func(path, s string, key bool) error) error {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return visit(path, v.String(), false)
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return walkStrings(v.Elem(), path, visit)
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := walkStrings(v.Index(i), fmt.Sprintf("%s[%d]", path, i), visit); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+		for _, k := range keys {
+			if err := visit(path, k.String(), true); err != nil {
+				return err
+			}
+			if err := walkStrings(v.MapIndex(k), join(k.String()), visit); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(ImageConfig{}) {
+			return nil
+		}
+		for i := 0; i < v.NumField(); i++ {
+			tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			if err := walkStrings(v.Field(i), join(tag), visit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

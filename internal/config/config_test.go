@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/releng-project/releng/internal/textutil"
 )
 
 func TestLixExample(t *testing.T) {
@@ -87,22 +89,94 @@ func TestBadConfig(t *testing.T) {
 		{"bad profile", "name = \"x\"\n[build]\ndefault_profile = \"fast\"\n", 3, `"fast" is not one of`},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { _ = wantConfigError(t, tt.toml, tt.line, tt.want) })
+	}
+}
+
+// wantConfigError parses text as /p/releng.toml and checks that it fails
+// with a *config.Error (exit code 2) at line that contains want.
+func wantConfigError(t *testing.T, text string, line int, want string) error {
+	t.Helper()
+	_, err := Parse([]byte(text), "/p/releng.toml", "/p")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	ce, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("error %T %v is not a *config.Error", err, err)
+	}
+	if ce.File != "/p/releng.toml" || ce.Line != line {
+		t.Errorf("error at %s:%d, want line %d: %v", ce.File, ce.Line, line, err)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	return err
+}
+
+// Strings that reach git, URLs, command lines and file names: malformed
+// templates, empty required values and unsafe characters are refused with
+// the file and the line.
+func TestUnsafeConfig(t *testing.T) {
+	const env = "name = \"x\"\n[[environments.s.images]]\nrepository = \"r\"\n"
+	tests := []struct {
+		name, toml string
+		line       int
+		want       string
+	}{
+		{"unclosed placeholder", "name = \"x\"\n[git]\nrelease_branch = \"release-{major\"\n", 3, "'{' at character 9 is never closed"},
+		{"close before open", "name = \"x\"\n[git]\nrelease_branch = \"}{\"\n", 3, "'}' at character 1 closes no placeholder"},
+		{"doubled braces", "name = \"x\"\n[git]\nrelease_branch = \"{{version}}\"\n", 3, "'{' at character 2 opens a placeholder inside the one opened at character 1"},
+		{"empty placeholder", "name = \"x\"\n[build]\njobs = \".#release-jobs.{}\"\n", 3, "empty placeholder {} at character 16"},
+		{"bad summary template", "name = \"x\"\n[notes]\nsummary = \"doc/{major/SUMMARY.md\"\n", 3, "notes.summary: malformed template"},
+		{"bad tracker url", "name = \"x\"\n[notes]\ndefault_tracker = \"gl\"\n[notes.trackers.gl]\nissue_url = \"https://gl/{n\"\n", 5, "notes.trackers.gl.issue_url: malformed template"},
+		{"bad tag of second target", env + "[[environments.s.images]]\nrepository = \"q\"\ntags = [\"{version\"]\n", 6, "environments.s.images[1].tags[0]: malformed template"},
+		{"bad image contents", "name = \"x\"\n\n[[images]]\nname = \"i\"\ncontents = [\".#a\", \".#b.{system\"]\n", 5, "images[0].contents[1]: malformed template"},
+		{"bad image layers", "name = \"x\"\n[[images]]\nname = \"i\"\nlayers = [[\"{sys}\"]]\n", 4, "images[0].layers[0][0]: unknown placeholder {sys}"},
+		{"bad image root", "name = \"x\"\n[[images]]\nname = \"i\"\nroot = \"}\"\n", 4, "images[0].root"},
+
+		{"empty release_branch", "name = \"x\"\n[git]\nrelease_branch = \"\"\n", 3, `git.release_branch is empty: give it a value, or remove the line to use the default "release-{major}"`},
+		{"empty remote, dotted key", "name = \"x\"\ngit.remote = \"\"\n", 2, "git.remote is empty"},
+		{"empty main_branch", "name = \"x\"\n[git]\nmain_branch = \"\"\n", 3, "git.main_branch is empty"},
+		{"empty version_file", "name = \"x\"\nversion_file = \"\"\n", 2, `version_file is empty: give it a value, or remove the line to use the default "version.json"`},
+		{"empty release_dir", "name = \"x\"\nrelease_dir = \"\"\n", 2, "release_dir is empty"},
+		{"empty notes.output", "name = \"x\"\n[notes]\nfragments_dir = \"f\"\noutput = \"\"\n", 4, "notes.output is empty"},
+		{"empty notes.title", "name = \"x\"\n[notes]\ntitle = \"\"\n", 3, `notes.title is empty: give it a value, or remove the line to use the default "X"`},
+		{"empty build.jobs", "name = \"x\"\n[build]\njobs = \"\"\n", 3, "build.jobs is empty"},
+		{"empty manual job, inline table", "name = \"x\"\n[build]\nmanual = { job = \"\" }\n", 3, "build.manual.job is empty"},
+		{"empty image compression", "name = \"x\"\n[[images]]\nname = \"i\"\n[[images]]\nname = \"j\"\ncompression = \"\"\n", 6, "images[1].compression is empty"},
+		{"empty category", "name = \"x\"\n[notes]\ncategories = [\"Fixes\", \"\"]\ndefault_category = \"Fixes\"\n", 3, "notes.categories[1] is empty"},
+		{"empty tag", env + "tags = [\"{version}\", \"\"]\n", 4, "environments.s.images[0].tags[1] is empty"},
+		{"empty repository", "name = \"x\"\n[[environments.s.images]]\nrepository = \"\"\n", 2, "missing repository"},
+		{"empty environment name", "name = \"x\"\n[environments.\"\"]\ncolour = \"red\"\n", 2, "a key or table name under environments is empty"},
+		{"empty command", "name = \"x\"\n[environments.s]\ncredentials_command = [\"\", \"a\"]\n", 3, "credentials_command[0] is empty"},
+
+		{"newline in commit_trailer", "name = \"x\"\n[git]\ncommit_trailer = \"a\\nb\"\n", 3, "git.commit_trailer contains U+000A (line feed) at character 2 (byte offset 1)"},
+		{"RLO in title", "name = \"x\"\n[notes]\ntitle = \"Lix\u202ecod\"\n", 3, "notes.title contains U+202E (right-to-left override"},
+		{"escape in remote", "name = \"x\"\n[git]\nremote = \"\\u001b[2Jorigin\"\n", 3, "git.remote contains U+001B (escape)"},
+		{"tab in main_branch", "name = \"x\"\n\n[git]\nmain_branch = \"ma\\tin\"\n", 4, "git.main_branch contains U+0009 (tab)"},
+		{"isolate in repository", "name = \"x\"\n[[environments.s.images]]\nrepository = \"r\u2066\"\n", 3, "environments.s.images[0].repository contains U+2066"},
+		{"ZWSP in tag", env + "tags = [\"{version}\u200b\"]\n", 4, "environments.s.images[0].tags[0] contains U+200B (zero width space)"},
+		{"RLO in environment name", "name = \"x\"\n[environments.\"st\u202eg\"]\ncolour = \"red\"\n", 2, "a key or table name under environments contains U+202E"},
+		{"newline in image name", "name = \"x\"\n[[images]]\nname = \"i\\n\"\n", 3, "images[0].name contains U+000A"},
+		{"newline in name", "name = \"x\\ny\"\n", 1, "name contains U+000A"},
+		{"BOM", "\xef\xbb\xbfname = \"x\"\n", 1, "starts with a UTF-8 byte order mark (BOM); save it without one"},
+		{"invalid UTF-8", "name = \"x\"\n[git]\nremote = \"o\xff\"\n", 3, "invalid UTF-8"},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.toml), "/p/releng.toml", "/p")
-			if err == nil {
-				t.Fatal("no error")
-			}
-			ce, ok := err.(*Error)
-			if !ok {
-				t.Fatalf("error %T %v is not a *config.Error", err, err)
-			}
-			if ce.File != "/p/releng.toml" || ce.Line != tt.line {
-				t.Errorf("error at %s:%d, want line %d: %v", ce.File, ce.Line, tt.line, err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
+			err := wantConfigError(t, tt.toml, tt.line, tt.want)
+			if bad := textutil.CheckText(err.Error()); bad != nil {
+				t.Errorf("the message itself %v: %q", bad, err)
 			}
 		})
+	}
+	// What may stay: arguments after the command may be empty, and an
+	// image's runtime config holds any text.
+	ok := "name = \"x\"\n[environments.s]\ncredentials_command = [\"cmd\", \"\", \"--name\", \"releng-{env}\"]\n" +
+		"[[images]]\nname = \"i\"\ncontents = [\".#x.{system}\"]\nconfig = { Cmd = [\"sh\", \"-c\", \"a\\nb\"], Labels = { d = \"\\t\" } }\n"
+	if _, err := Parse([]byte(ok), "/p/releng.toml", "/p"); err != nil {
+		t.Errorf("valid configuration refused: %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Placeholders are the names a template may use (SPEC §3).
@@ -13,12 +14,38 @@ var Placeholders = []string{"version", "major", "name", "system", "profile", "en
 
 var placeholderRe = regexp.MustCompile(`\{([^{}]*)\}`)
 
-// CheckTemplate reports an unknown or malformed placeholder in t.
+// CheckTemplate reports a malformed or unknown placeholder in t. A
+// template is text with {name} placeholders; braces have no other use, so
+// every '{' must be closed by a '}' before the next '{' (no nesting, no
+// "{{" escape), every '}' must close one, and every name must be one of
+// Placeholders. The error gives the character position (1-based) of the
+// offending brace; t itself is quoted with %q.
 func CheckTemplate(t string) error {
-	for _, m := range placeholderRe.FindAllStringSubmatch(t, -1) {
-		if !contains(Placeholders, m[1]) {
-			return fmt.Errorf("unknown placeholder {%s} in %q (known: {%s})", m[1], t, strings.Join(Placeholders, "}, {"))
+	open := -1 // byte offset of the unclosed '{', or -1
+	pos := func(off int) int { return 1 + utf8.RuneCountInString(t[:off]) }
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '{':
+			if open >= 0 {
+				return fmt.Errorf("malformed template %q: '{' at character %d opens a placeholder inside the one opened at character %d (placeholders cannot nest and there is no {{ escape; write e.g. {version})", t, pos(i), pos(open))
+			}
+			open = i
+		case '}':
+			if open < 0 {
+				return fmt.Errorf("malformed template %q: '}' at character %d closes no placeholder (write e.g. {version})", t, pos(i))
+			}
+			name := t[open+1 : i]
+			if name == "" {
+				return fmt.Errorf("malformed template %q: empty placeholder {} at character %d (known: {%s})", t, pos(open), strings.Join(Placeholders, "}, {"))
+			}
+			if !contains(Placeholders, name) {
+				return fmt.Errorf("unknown placeholder {%s} in %q (known: {%s})", name, t, strings.Join(Placeholders, "}, {"))
+			}
+			open = -1
 		}
+	}
+	if open >= 0 {
+		return fmt.Errorf("malformed template %q: '{' at character %d is never closed (write e.g. {major})", t, pos(open))
 	}
 	return nil
 }

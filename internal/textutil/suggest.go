@@ -1,5 +1,7 @@
 // Package textutil holds small text helpers shared by the packages that
-// report bad input: the edit distance behind "did you mean …?" hints.
+// report bad input: the edit distance behind "did you mean …?" hints, and
+// CheckText, which keeps control, invisible and invalid characters out of
+// the strings that reach git, URLs and file names.
 package textutil
 
 // maxLen bounds the strings EditDistance compares (hostile input stays cheap).

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/releng-project/releng/internal/fsutil"
+	"github.com/releng-project/releng/internal/textutil"
 	"github.com/releng-project/releng/internal/version"
 )
 
@@ -59,29 +61,44 @@ func Read(root, path string) (*File, error) {
 	return Parse(path, raw)
 }
 
-// Parse parses version file contents read from path.
+// Parse parses version file contents read from path. The file must be
+// UTF-8 without a byte order mark; version and release_name must be one line
+// of visible text (textutil.CheckText), since both go into the release
+// commit and tag message. Every error is an *Error naming the file and,
+// where there is one, the line.
 func Parse(path string, raw []byte) (*File, error) {
+	if err := checkEncoding(path, raw); err != nil {
+		return nil, err
+	}
 	var doc struct {
 		Version         *string `json:"version"`
 		OfficialRelease *bool   `json:"official_release"`
 		ReleaseName     *string `json:"release_name"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		line := 0
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			line = 1 + bytes.Count(raw[:min(int(se.Offset), len(raw))], []byte("\n"))
-			return nil, &Error{Path: path, Line: line, Msg: "not valid JSON: " + se.Error()}
+			return nil, &Error{Path: path, Line: lineAt(raw, se.Offset), Msg: "not valid JSON: " + se.Error()}
 		case errors.As(err, &te):
-			line = 1 + bytes.Count(raw[:min(int(te.Offset), len(raw))], []byte("\n"))
-			return nil, &Error{Path: path, Line: line, Msg: fmt.Sprintf("%q must be a %s, not a JSON %s", te.Field, kind(te.Field), te.Value)}
+			return nil, &Error{Path: path, Line: lineAt(raw, te.Offset), Msg: fmt.Sprintf("%q must be a %s, not a JSON %s", te.Field, kind(te.Field), te.Value)}
 		}
 		return nil, &Error{Path: path, Msg: "not valid JSON: " + err.Error()}
 	}
 	if doc.Version == nil {
 		return nil, &Error{Path: path, Msg: "missing \"version\" (e.g. \"version\": \"2.93.0\")"}
+	}
+	for _, s := range []struct {
+		key string
+		val *string
+	}{{"version", doc.Version}, {"release_name", doc.ReleaseName}} {
+		if s.val == nil {
+			continue
+		}
+		if err := textutil.CheckText(*s.val); err != nil {
+			return nil, &Error{Path: path, Line: lineOf(raw, `"`+s.key+`"`), Msg: fmt.Sprintf("%q %v", s.key, err)}
+		}
 	}
 	if _, err := version.Parse(*doc.Version); err != nil {
 		return nil, &Error{Path: path, Line: lineOf(raw, `"version"`), Msg: err.Error()}
@@ -97,6 +114,37 @@ func Parse(path string, raw []byte) (*File, error) {
 		f.ReleaseName = *doc.ReleaseName
 	}
 	return f, nil
+}
+
+// checkEncoding refuses a byte order mark (encoding/json would say
+// "invalid character 'ï'") and bytes that are not UTF-8 (encoding/json
+// would silently turn them into U+FFFD inside strings).
+func checkEncoding(path string, raw []byte) error {
+	switch {
+	case bytes.HasPrefix(raw, []byte("\xef\xbb\xbf")):
+		return &Error{Path: path, Line: 1, Msg: "starts with a UTF-8 byte order mark (BOM); save it without one"}
+	case bytes.HasPrefix(raw, []byte("\xff\xfe")) || bytes.HasPrefix(raw, []byte("\xfe\xff")):
+		return &Error{Path: path, Line: 1, Msg: "starts with a UTF-16 byte order mark: it is UTF-16; save it as UTF-8 without a BOM"}
+	}
+	if utf8.Valid(raw) {
+		return nil
+	}
+	i := 0
+	for i < len(raw) {
+		r, size := utf8.DecodeRune(raw[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	line := lineAt(raw, int64(i))
+	col := 1 + utf8.RuneCount(raw[bytes.LastIndexByte(raw[:i], '\n')+1:i])
+	return &Error{Path: path, Line: line, Msg: fmt.Sprintf("not valid UTF-8: byte 0x%02X at column %d; save it as UTF-8", raw[i], col)}
+}
+
+// lineAt is the line (1-based) of byte offset off in raw.
+func lineAt(raw []byte, off int64) int {
+	return 1 + bytes.Count(raw[:min(int(off), len(raw))], []byte("\n"))
 }
 
 func kind(field string) string {

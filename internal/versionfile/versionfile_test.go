@@ -59,19 +59,7 @@ func TestBadVersionFiles(t *testing.T) {
 		{"wrong type", "{\"version\": 2.93}\n", 1, `"version" must be a string`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("/p/version.json", []byte(tt.content))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			e, ok := err.(*Error)
-			if !ok || e.Path != "/p/version.json" || e.Line != tt.line {
-				t.Errorf("error %#v (%v), want line %d", err, err, tt.line)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q lacks %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { _ = wantParseError(t, tt.content, tt.line, tt.want) })
 	}
 	if _, err := Read(os.TempDir(), filepath.Join(os.TempDir(), "no-such-dir-releng", "version.json")); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("missing file: %v", err)
