@@ -218,6 +218,9 @@ func Parse(data []byte, file, root string) (*Config, error) {
 	if err := c.validate(file, loc); err != nil {
 		return nil, err
 	}
+	if err := c.checkPaths(file, loc); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

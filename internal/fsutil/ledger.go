@@ -176,15 +176,30 @@ func (l *Ledger) save() error {
 // Clear removes every entry directly under Dir except those named in keep
 // (and the ledger file). It first checks the whole tree and refuses, with a
 // *ForeignError, if anything in it was not written by releng.
-func (l *Ledger) Clear(keep ...string) error {
+func (l *Ledger) Clear(keep ...string) error { return l.clear(keep, false) }
+
+// CheckClear reports, as Clear would, a *ForeignError when the directory
+// holds something releng did not write; it deletes nothing.
+func (l *Ledger) CheckClear(keep ...string) error { return l.clear(keep, true) }
+
+func (l *Ledger) clear(keep []string, checkOnly bool) error {
 	root, err := os.OpenRoot(l.dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	top, err := fs.ReadDir(root.FS(), ".")
+	names, err := l.topNames(root, keep)
 	if err != nil {
 		return err
+	}
+	return l.remove(root, names, checkOnly)
+}
+
+// topNames lists the entries directly under Dir but keep and the ledger.
+func (l *Ledger) topNames(root *os.Root, keep []string) ([]string, error) {
+	top, err := fs.ReadDir(root.FS(), ".")
+	if err != nil {
+		return nil, err
 	}
 	skip := map[string]bool{}
 	for _, k := range keep {
@@ -199,7 +214,7 @@ func (l *Ledger) Clear(keep ...string) error {
 			names = append(names, e.Name())
 		}
 	}
-	return l.remove(root, names)
+	return names, nil
 }
 
 // Remove removes the entry at abs (below Dir) and, for a directory,
@@ -219,13 +234,13 @@ func (l *Ledger) Remove(abs string) error {
 		l.forget(rel)
 		return l.save()
 	}
-	return l.remove(root, []string{rel})
+	return l.remove(root, []string{rel}, false)
 }
 
 // remove checks the trees at rels (slash paths below Dir) and then deletes
 // them, deepest first, through root (which never follows a symbolic link out
 // of Dir, and os.Root.Remove never follows one at all).
-func (l *Ledger) remove(root *os.Root, rels []string) error {
+func (l *Ledger) remove(root *os.Root, rels []string, checkOnly bool) error {
 	var foreign []string
 	var order []string // deletion order: children before parents
 	var walk func(rel string) error
@@ -269,6 +284,9 @@ func (l *Ledger) remove(root *os.Root, rels []string) error {
 			e.Paths, e.More = foreign[:5], len(foreign)-5
 		}
 		return e
+	}
+	if checkOnly {
+		return nil
 	}
 	for _, rel := range order {
 		var err error

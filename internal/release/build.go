@@ -68,6 +68,15 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 			return nil, err
 		}
 	}
+	// release/ is cleared below: refuse now, before Nix runs, if it holds
+	// anything releng did not write.
+	outputs, err := p.Outputs()
+	if err != nil {
+		return nil, err
+	}
+	if err := outputs.CheckClear("state", config.LocalDir); err != nil {
+		return nil, err
+	}
 	if err := p.Git.Exclude(ctx, "/"+strings.Trim(cfg.ReleaseDir, "/")+"/"); err != nil {
 		return nil, err
 	}
@@ -93,10 +102,6 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 	}
 
 	releaseDir := p.ReleaseDir()
-	outputs, err := p.Outputs()
-	if err != nil {
-		return nil, err
-	}
 	// Clear release/ but state/ and local/: only what releng wrote there.
 	if err := outputs.Clear("state", config.LocalDir); err != nil {
 		return nil, err
