@@ -78,7 +78,9 @@ func withReleaseDir(dir string) func(string) string {
 	}
 }
 
-func tomlString(s string) string { return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"` }
+func tomlString(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
 
 // TestReleaseDirNeverEscapes: a release_dir that is the project, its
 // parent, a source directory, a directory outside the project or a link
