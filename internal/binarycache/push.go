@@ -57,6 +57,9 @@ type PushOptions struct {
 	Workers int
 	// OnEvent, if set, is told what happens, one call at a time.
 	OnEvent func(Event)
+	// Plan is what to push, from PlanPush with the same options; nil
+	// plans first.
+	Plan *Plan
 }
 
 // EventKind says what an Event reports.
@@ -167,45 +170,34 @@ type item struct {
 	published chan struct{} // closed once its narinfo is written
 	fileHash  nixstore.Hash
 	fileSize  int64
-	url       string
+	url       string // where the NAR goes (set by the plan)
+	reused    bool   // the NAR is in the cache already (an interrupted push)
 }
 
-// Push publishes opts.Paths to the cache (SPEC §9.1) and says what it did.
-// On error, what was published is consistent: every narinfo in the cache
-// names a NAR that is there and references whose narinfos are there.
+// Push publishes opts.Paths to the cache (SPEC §9.1) as opts.Plan (or a
+// new PlanPush) says, and says what it did. On error, what was published is
+// consistent: every narinfo in the cache names a NAR that is there and
+// references whose narinfos are there.
 func Push(ctx context.Context, opts PushOptions) (*Summary, error) {
 	start := time.Now()
-	if opts.URI == nil || opts.Bucket == nil {
-		return nil, errors.New("binarycache.Push: URI and Bucket are required")
+	pl := opts.Plan
+	if pl == nil {
+		var err error
+		if pl, err = PlanPush(ctx, opts); err != nil {
+			return nil, err
+		}
 	}
 	p := &pusher{PushOptions: opts, uri: opts.URI, b: opts.Bucket}
-	if p.Jobs <= 0 {
-		p.Jobs = 4
+	p.defaults()
+	sum := &Summary{To: p.b.String(), Paths: len(pl.infos), Compression: p.uri.Compression, PushedPaths: []string{}}
+	if pl.cacheInfo != nil {
+		if err := p.putSmall(ctx, CacheInfoKey, pl.cacheInfo, contentTypeCacheInfo, ""); err != nil {
+			return nil, err
+		}
 	}
-	if p.Checks <= 0 {
-		p.Checks = 32
-	}
-	p.small = make(chan struct{}, p.Checks)
-	sum := &Summary{To: p.b.String(), Paths: len(p.Paths), Compression: p.uri.Compression, PushedPaths: []string{}}
-
-	infos, err := p.validate()
-	if err != nil {
-		return nil, err
-	}
-	p.event(Event{Kind: EventStart, Total: len(infos)})
-	storeDir := nixstore.DefaultStoreDir
-	if len(infos) > 0 {
-		storeDir = infos[0].Path.Dir
-	}
-	if err := p.cacheInfo(ctx, storeDir); err != nil {
-		return nil, err
-	}
-	missing, err := p.check(ctx, infos)
-	if err != nil {
-		return nil, err
-	}
-	sum.Skipped = len(infos) - len(missing)
-	if len(missing) > 0 {
+	sum.Skipped = len(pl.infos) - len(pl.items)
+	var err error
+	if len(pl.items) > 0 {
 		if p.uri.Compression == CompressionZstd {
 			p.zstd, err = newCompressor(p.uri.CompressionLevel, p.Workers)
 			if err != nil {
@@ -213,7 +205,7 @@ func Push(ctx context.Context, opts PushOptions) (*Summary, error) {
 			}
 			defer p.zstd.close()
 		}
-		err = p.upload(ctx, missing)
+		err = p.upload(ctx, pl.items)
 	}
 	sum.Pushed = int(p.pushed.Load())
 	sum.NarBytes = p.narBytes.Load()
@@ -221,7 +213,7 @@ func Push(ctx context.Context, opts PushOptions) (*Summary, error) {
 	sum.BytesOut = p.bytesOut.Load()
 	sum.Objects = int(p.objects.Load())
 	sum.Seconds = time.Since(start).Seconds()
-	for _, it := range missing {
+	for _, it := range pl.items {
 		select {
 		case <-it.published:
 			sum.PushedPaths = append(sum.PushedPaths, it.pi.Path.String())
@@ -233,6 +225,16 @@ func Push(ctx context.Context, opts PushOptions) (*Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+func (p *pusher) defaults() {
+	if p.Jobs <= 0 {
+		p.Jobs = 4
+	}
+	if p.Checks <= 0 {
+		p.Checks = 32
+	}
+	p.small = make(chan struct{}, p.Checks)
 }
 
 // validate checks the paths before anything is sent: complete path
@@ -320,40 +322,6 @@ func checkAcyclic(infos []*nixstore.PathInfo) error {
 	return nil
 }
 
-// cacheInfo writes nix-cache-info if it is missing, and otherwise checks
-// that the cache is for the same store directory.
-func (p *pusher) cacheInfo(ctx context.Context, storeDir string) error {
-	rc, err := p.b.Get(ctx, CacheInfoKey)
-	switch {
-	case err == nil:
-		data, err := io.ReadAll(io.LimitReader(rc, 64<<10))
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", bucket.ObjectURL(p.b, CacheInfoKey), err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && k == "StoreDir" {
-				if v = strings.TrimSpace(v); v != storeDir {
-					return fmt.Errorf("%s says the cache is for the store %s, not %s; push to another cache", bucket.ObjectURL(p.b, CacheInfoKey), v, storeDir)
-				}
-			}
-		}
-		return nil
-	case errors.Is(err, bucket.ErrNotFound), errors.Is(err, bucket.ErrForbidden):
-	default:
-		return p.storeErr(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "StoreDir: %s\n", storeDir)
-	if p.uri.WantMassQuery {
-		b.WriteString("WantMassQuery: 1\n")
-	}
-	if p.uri.HasPriority {
-		fmt.Fprintf(&b, "Priority: %d\n", p.uri.Priority)
-	}
-	return p.putSmall(ctx, CacheInfoKey, []byte(b.String()), contentTypeCacheInfo, "")
-}
-
 // storeErr adds advice to errors of the store.
 func (p *pusher) storeErr(err error) error {
 	if errors.Is(err, bucket.ErrForbidden) {
@@ -378,41 +346,6 @@ func (p *pusher) putSmall(ctx context.Context, key string, data []byte, contentT
 	p.objects.Add(1)
 	return nil
 }
-
-// check looks up every path's narinfo, concurrently, and returns the
-// missing ones.
-func (p *pusher) check(ctx context.Context, infos []*nixstore.PathInfo) ([]*item, error) {
-	missing := make([]bool, len(infos))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.Checks)
-	for i, pi := range infos {
-		g.Go(func() error {
-			ok, err := bucket.Exists(gctx, p.b, narInfoKey(pi.Path), true)
-			if err != nil {
-				return p.storeErr(err)
-			}
-			missing[i] = !ok
-			p.event(Event{Kind: EventChecked, Path: pi.Path, Missing: !ok})
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var items []*item
-	var total int64
-	for i, pi := range infos {
-		if missing[i] {
-			items = append(items, &item{pi: pi, published: make(chan struct{})})
-			total += int64(pi.NarSize)
-		}
-	}
-	p.event(Event{Kind: EventPlan, Total: len(items), Bytes: total})
-	return items, nil
-}
-
-func narInfoKey(path nixstore.StorePath) string { return path.Hash + ".narinfo" }
-func listingKey(path nixstore.StorePath) string { return path.Hash + ".ls" }
 
 // nixbase32 is the hash without its "sha256:" prefix.
 func nixbase32(h nixstore.Hash) string {
@@ -495,7 +428,7 @@ func (p *pusher) publish(ctx context.Context, it *item, byPath map[string]*item)
 	if data, err = compressBody(enc, data); err != nil {
 		return err
 	}
-	if err := p.putSmall(ctx, narInfoKey(it.pi.Path), data, contentTypeNarInfo, enc); err != nil {
+	if err := p.putSmall(ctx, NarInfoKey(it.pi.Path), data, contentTypeNarInfo, enc); err != nil {
 		return err
 	}
 	close(it.published)
@@ -508,8 +441,7 @@ func (p *pusher) publish(ctx context.Context, it *item, byPath map[string]*item)
 // interrupted push left them in the cache.
 func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 	pi := it.pi
-	it.url = "nar/" + nixbase32(pi.NarHash) + ".nar" + p.uri.Extension()
-	if p.reuse(ctx, it) {
+	if it.reused {
 		p.event(Event{Kind: EventNARDone, Path: pi.Path, Bytes: int64(pi.NarSize), FileSize: it.fileSize, Reused: true})
 		return nil
 	}
@@ -572,45 +504,12 @@ func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 		if data, err = compressBody(enc, data); err != nil {
 			return err
 		}
-		if err := p.putSmall(ctx, listingKey(pi.Path), data, contentTypeListing, enc); err != nil {
+		if err := p.putSmall(ctx, ListingKey(pi.Path), data, contentTypeListing, enc); err != nil {
 			return err
 		}
 	}
 	p.event(Event{Kind: EventNARDone, Path: pi.Path, Bytes: int64(pi.NarSize), FileSize: it.fileSize})
 	return nil
-}
-
-// reuse reports whether the NAR of it (and its listing, when wanted) is
-// already in the cache, written by an earlier push that was interrupted
-// before the narinfo: releng completes a NAR upload only after checking its
-// hash, so such an object is correct. Its SHA-256 must be known.
-func (p *pusher) reuse(ctx context.Context, it *item) bool {
-	info, err := p.b.Stat(ctx, it.url)
-	if err != nil || info.Size <= 0 {
-		return false
-	}
-	if info.SHA256 == "" && p.uri.Scheme == "file" {
-		// A file:// cache keeps no checksums: reading the NAR file back
-		// is cheap next to compressing it again.
-		if info.SHA256, err = hashObject(ctx, p.b, it.url); err != nil {
-			return false
-		}
-	}
-	if info.SHA256 == "" {
-		return false
-	}
-	sha, err := hex.DecodeString(info.SHA256)
-	if err != nil || len(sha) != len(it.fileHash) {
-		return false
-	}
-	if p.uri.WriteNARListing {
-		if ok, err := bucket.Exists(ctx, p.b, listingKey(it.pi.Path), true); err != nil || !ok {
-			return false
-		}
-	}
-	copy(it.fileHash[:], sha)
-	it.fileSize = info.Size
-	return true
 }
 
 // attempt is one serialisation of a NAR into the pipe a Put reads.

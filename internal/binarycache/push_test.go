@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -140,9 +142,67 @@ func TestSecondPushOnlyChecks(t *testing.T) {
 	if ops["put"] != 0 || ops["delete"] != 0 || sum.Pushed != 0 || sum.Skipped != len(store.Infos) || sum.BytesOut != 0 {
 		t.Errorf("second push: ops %v, summary %+v", ops, sum)
 	}
-	// One existence check per path, plus reading nix-cache-info.
-	if ops["stat"] != len(store.Infos) || ops["get"] != 1 {
-		t.Errorf("second push: ops %v, want %d stats and 1 get", ops, len(store.Infos))
+	// One existence check per object (narinfo, NAR, listing), plus
+	// reading nix-cache-info.
+	if ops["stat"] != 3*len(store.Infos) || ops["get"] != 1 {
+		t.Errorf("second push: ops %v, want %d stats and 1 get", ops, 3*len(store.Infos))
+	}
+	// The plan says all of it is there.
+	pl, err := PlanPush(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := pl.Totals(); tot.Send != 0 || tot.Present != 1+3*len(store.Infos) {
+		t.Errorf("plan of a complete cache: %+v", tot)
+	}
+}
+
+// TestPushRepairsCache: a NAR or a listing deleted from the cache is sent
+// again, and only that path's objects; the plan says so beforehand.
+func TestPushRepairsCache(t *testing.T) {
+	store := makeTestStore(t, 2, chainSpecs(6, 5000))
+	b := dirBucket(t)
+	uri := mustURI(t, "file://"+b.Path()+"?write-nar-listing=true")
+	if _, err := Push(context.Background(), PushOptions{URI: uri, Bucket: b, Paths: store.Infos}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	victimNAR, victimLS := store.Infos[1], store.Infos[4]
+	if err := b.Delete(ctx, uri.NARKey(victimNAR.NarHash)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, ListingKey(victimLS.Path)); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := PlanPush(ctx, PushOptions{URI: uri, Bucket: b, Paths: store.Infos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var send []string
+	for _, o := range pl.Sending() {
+		send = append(send, o.Kind+" "+o.Source)
+	}
+	want := []string{"nar " + victimNAR.Path.String(), "listing " + victimNAR.Path.String(), "narinfo " + victimNAR.Path.String(),
+		"nar " + victimLS.Path.String(), "listing " + victimLS.Path.String(), "narinfo " + victimLS.Path.String()}
+	sort.Strings(send)
+	sort.Strings(want)
+	if !slices.Equal(send, want) {
+		t.Errorf("plan after deleting a NAR and a listing sends %v, want %v", send, want)
+	}
+	c := newCounting(b)
+	sum, err := Push(ctx, PushOptions{URI: uri, Bucket: c, Paths: store.Infos, Plan: pl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Pushed != 2 || c.snapshot()["put"] != 6 {
+		t.Errorf("repair push: %+v, ops %v", sum, c.snapshot())
+	}
+	for _, pc := range Verify(ctx, VerifyOptions{URI: uri, Bucket: b, Paths: pl.Paths()}) {
+		for _, pr := range pc.Problems {
+			if !strings.Contains(pr, "no valid signature") { // the test store is unsigned
+				t.Errorf("after repair: %s: %s", pc.Path, pr)
+			}
+		}
 	}
 }
 
