@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what releng's tests and demo need on a Debian machine with Go:
 # Nix (Debian's nix-bin), the Docker registry, skopeo, umoci, git, python3's
-# packaging (differential version tests) and the pinned MinIO.
+# packaging (differential version tests), the pinned MinIO and the pinned
+# deadcode (scripts/test.sh's dead code check).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+DEADCODE_VERSION=v0.52.0 # golang.org/x/tools
 
 need=()
 command -v nix-store >/dev/null || need+=(nix-bin)
@@ -29,4 +31,9 @@ if [ ! -x "$gobin/minio" ] || [ "$(cat "$gobin/.minio-version" 2>/dev/null)" != 
   echo "install-deps: go install github.com/minio/minio@$MINIO_VERSION (about 5 minutes the first time)" >&2
   GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION"
   echo "$MINIO_VERSION" > "$gobin/.minio-version"
+fi
+if [ ! -x "$gobin/deadcode" ] || [ "$(cat "$gobin/.deadcode-version" 2>/dev/null)" != "$DEADCODE_VERSION" ]; then
+  echo "install-deps: go install golang.org/x/tools/cmd/deadcode@$DEADCODE_VERSION" >&2
+  GOFLAGS=-mod=mod go install "golang.org/x/tools/cmd/deadcode@$DEADCODE_VERSION"
+  echo "$DEADCODE_VERSION" > "$gobin/.deadcode-version"
 fi

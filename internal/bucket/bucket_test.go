@@ -295,7 +295,4 @@ func TestChecks(t *testing.T) {
 		bucket.SameObject(bucket.ObjectInfo{Size: 4, SHA256: good}, 3, good) {
 		t.Error("SameObject is wrong")
 	}
-	if got := bucket.JoinKey("/a/", "", "b/c/", "d"); got != "a/b/c/d" {
-		t.Errorf("JoinKey = %q", got)
-	}
 }

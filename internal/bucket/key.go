@@ -69,15 +69,3 @@ func checkPath(key string) error {
 func keyError(key, why string) error {
 	return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why)
 }
-
-// JoinKey joins key segments with '/', skipping empty ones.
-func JoinKey(parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		p = strings.Trim(p, "/")
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, "/")
-}

@@ -95,14 +95,6 @@ func (c *Cache) Put(key string, d layer.Digests) {
 	_ = fsutil.WriteFileAtomic(c.layerFile(key), data, 0o644)
 }
 
-// Forget removes key (a stale entry).
-func (c *Cache) Forget(key string) {
-	if c == nil || c.Dir == "" {
-		return
-	}
-	_ = os.Remove(c.layerFile(key))
-}
-
 func (c *Cache) locationFile(digest string) string {
 	h := oci.Hex(digest)
 	return filepath.Join(c.Dir, "blobs", h[:2], h)

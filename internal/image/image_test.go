@@ -358,8 +358,8 @@ func TestLayerStability(t *testing.T) {
 		return g
 	}
 	budget := vN.MaxLayers - 1
-	nN := layering.Nixpkgs(graph(vN), budget)
-	nN1 := layering.Nixpkgs(graph(vN1), budget)
+	nN := nixpkgsLayers(graph(vN), budget)
+	nN1 := nixpkgsLayers(graph(vN1), budget)
 	old := map[string]bool{}
 	for _, l := range nN {
 		old[strings.Join(l, " ")] = true

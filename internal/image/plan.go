@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -189,11 +188,4 @@ type LayerInfo struct {
 	CompressedSize int64  `json:"compressed_size,omitempty"`
 	// Registry is "present" or "missing" with --against.
 	Registry string `json:"registry,omitempty"`
-}
-
-// sortedCopy returns a sorted copy.
-func sortedCopy(s []string) []string {
-	c := append([]string(nil), s...)
-	sort.Strings(c)
-	return c
 }

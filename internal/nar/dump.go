@@ -57,16 +57,11 @@ type DumpResult struct {
 	Listing *Listing
 }
 
-// Dump writes the NAR serialisation of the file, directory or symbolic
-// link at path to w, byte for byte as `nix-store --dump` writes it.
-// File contents are streamed; memory use does not depend on file sizes.
-func Dump(w io.Writer, path string) error {
-	_, err := DumpPath(w, path, DumpOptions{})
-	return err
-}
-
-// DumpPath is [Dump] that also computes, in the same pass, what opts asks
-// for. w may be nil to compute the hash, size or listing only.
+// DumpPath writes the NAR serialisation of the file, directory or symbolic
+// link at path to w, byte for byte as `nix-store --dump` writes it, and
+// computes, in the same pass, what opts asks for. w may be nil to compute
+// the hash, size or listing only. File contents are streamed; memory use
+// does not depend on file sizes.
 //
 // It refuses (with an error naming the offending path) file types a NAR
 // cannot hold (devices, sockets, fifos), entries [MaxDepth] or more levels

@@ -394,3 +394,9 @@ func TestListingEncoding(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+// Dump writes the NAR of path to w: [DumpPath] without the extras.
+func Dump(w io.Writer, path string) error {
+	_, err := DumpPath(w, path, DumpOptions{})
+	return err
+}

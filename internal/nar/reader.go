@@ -83,8 +83,8 @@ func NewReader(r io.Reader) *Reader {
 
 // Next advances to the next entry and returns its header. Entries come in
 // NAR order: a directory before its entries, entries in increasing name
-// order. At the end of the archive it returns io.EOF. The contents of a
-// regular file that were not read are skipped.
+// order. At the end of the archive it returns io.EOF. What is left of the
+// contents of a regular file is skipped.
 func (r *Reader) Next() (*Header, error) {
 	if r.err != nil {
 		return nil, r.err
@@ -279,33 +279,6 @@ func (r *Reader) endNode() error {
 		return nil
 	}
 	return r.expect(")")
-}
-
-// Read reads from the contents of the current regular file. It returns
-// io.EOF at the end of the contents, and at once for other node types.
-func (r *Reader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	if !r.inFile || r.remaining == 0 {
-		return 0, io.EOF
-	}
-	if uint64(len(p)) > r.remaining {
-		p = p[:r.remaining]
-	}
-	n, err := r.br.Read(p)
-	r.off += uint64(n)
-	r.remaining -= uint64(n)
-	if err == io.EOF && r.remaining > 0 {
-		err = r.readErr(io.ErrUnexpectedEOF)
-		r.err = err
-	} else if err != nil && err != io.EOF {
-		err = r.readErr(err)
-		r.err = err
-	} else {
-		err = nil
-	}
-	return n, err
 }
 
 func (r *Reader) errorf(format string, args ...any) error {

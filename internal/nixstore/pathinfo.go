@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -116,15 +115,6 @@ func ParsePathInfo(data []byte, source, storeDir string) ([]PathInfo, error) {
 	}
 	slices.SortFunc(infos, func(a, b PathInfo) int { return strings.Compare(a.Path.String(), b.Path.String()) })
 	return infos, nil
-}
-
-// ReadPathInfo is ParsePathInfo on everything read from r.
-func ReadPathInfo(r io.Reader, source, storeDir string) ([]PathInfo, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
-	}
-	return ParsePathInfo(data, source, storeDir)
 }
 
 // LoadClosureFile reads a closure JSON file (any shape ParsePathInfo

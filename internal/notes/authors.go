@@ -133,20 +133,10 @@ func (a *Authors) problem(line int, sev Severity, format string, args ...any) {
 	a.Problems = append(a.Problems, Problem{Path: a.Path, Line: line, Severity: sev, Message: fmt.Sprintf(format, excerpts(args)...)})
 }
 
-// Lookup returns the author a credit names. As in Python, the key must be
-// equal in type and value: `1234` and `"1234"` are different keys.
-func (a *Authors) Lookup(name string) (*Author, bool) {
-	au, ok := a.byID[keyID(&yvalue{kind: yStr, s: name})]
-	return au, ok
-}
-
 func (a *Authors) lookup(v *yvalue) (*Author, bool) {
 	au, ok := a.byID[keyID(v)]
 	return au, ok
 }
-
-// Len is the number of authors.
-func (a *Authors) Len() int { return len(a.byID) }
 
 // closest returns the author key nearest to name, if one is close.
 func (a *Authors) closest(name string) string {

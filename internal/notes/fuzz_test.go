@@ -89,3 +89,10 @@ func FuzzAuthors(f *testing.F) {
 		}
 	})
 }
+
+// Lookup returns the author named by the string name (FuzzAuthors looks up
+// every key). As in Python, the key must be equal in type and value:
+// `1234` and `"1234"` are different keys.
+func (a *Authors) Lookup(name string) (*Author, bool) {
+	return a.lookup(&yvalue{kind: yStr, s: name})
+}

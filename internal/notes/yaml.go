@@ -101,13 +101,12 @@ func (v *yvalue) truthy() bool {
 	return true
 }
 
-// yamlError is a YAML problem at a line of the YAML text (0: unknown).
+// yamlError is a YAML problem at a line of the YAML text (0: unknown). It
+// is not an error value: the callers report line and msg as a [Problem].
 type yamlError struct {
 	line int
 	msg  string
 }
-
-func (e *yamlError) Error() string { return e.msg }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
 

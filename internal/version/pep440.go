@@ -248,40 +248,6 @@ func isASCIIDigits(s string) bool {
 	return true
 }
 
-// String returns packaging's normalised form of v, str(Version(s)):
-// [N!]N(.N)*[{a|b|rc}N][.postN][.devN][+local].
-func (v PEP440) String() string {
-	var b strings.Builder
-	if v.epoch != "0" && v.epoch != "" {
-		b.WriteString(v.epoch)
-		b.WriteByte('!')
-	}
-	b.WriteString(strings.Join(v.release, "."))
-	if v.pre != nil {
-		b.WriteString(v.pre.letter)
-		b.WriteString(v.pre.num)
-	}
-	if v.post != nil {
-		// packaging prints the number only, behind ".post", whatever the letter.
-		b.WriteString(".post")
-		b.WriteString(v.post.num)
-	}
-	if v.dev != nil {
-		b.WriteString(".dev")
-		b.WriteString(v.dev.num)
-	}
-	if v.local != nil {
-		b.WriteByte('+')
-		for i, p := range v.local {
-			if i > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(p.s)
-		}
-	}
-	return b.String()
-}
-
 // IsPrerelease reports whether v has a pre-release or a dev-release segment,
 // as packaging's Version.is_prerelease.
 func (v PEP440) IsPrerelease() bool {

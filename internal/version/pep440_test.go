@@ -289,3 +289,38 @@ func roundTrips(v PEP440) bool {
 	}
 	return !strings.Contains(v.String(), "\u0307")
 }
+
+// String returns packaging's normalised form of v, str(Version(s)):
+// [N!]N(.N)*[{a|b|rc}N][.postN][.devN][+local]. releng never prints a
+// parsed version; the tests compare this with packaging's to check Parse.
+func (v PEP440) String() string {
+	var b strings.Builder
+	if v.epoch != "0" && v.epoch != "" {
+		b.WriteString(v.epoch)
+		b.WriteByte('!')
+	}
+	b.WriteString(strings.Join(v.release, "."))
+	if v.pre != nil {
+		b.WriteString(v.pre.letter)
+		b.WriteString(v.pre.num)
+	}
+	if v.post != nil {
+		// packaging prints the number only, behind ".post", whatever the letter.
+		b.WriteString(".post")
+		b.WriteString(v.post.num)
+	}
+	if v.dev != nil {
+		b.WriteString(".dev")
+		b.WriteString(v.dev.num)
+	}
+	if v.local != nil {
+		b.WriteByte('+')
+		for i, p := range v.local {
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p.s)
+		}
+	}
+	return b.String()
+}

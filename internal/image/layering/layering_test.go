@@ -483,16 +483,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func TestNixpkgsStyle(t *testing.T) {
-	foo, bar, baz, tux := sp("a", "foo"), sp("b", "bar"), sp("c", "baz"), sp("d", "tux")
-	g := graph(t, map[string][]string{foo: {bar, baz}, bar: {baz}, baz: {tux}, tux: nil}, nil)
-	got := Nixpkgs(g, 3)
-	want := [][]string{{tux}, {baz}, {foo, bar}} // the last layer sorted by path
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Nixpkgs = %v, want %v", got, want)
-	}
-}
-
 func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1 kB", 65e6: "65 MB", 1500e6: "1.5 GB"} {
 		if got := FormatSize(n); got != want {

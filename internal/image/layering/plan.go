@@ -235,26 +235,3 @@ func FormatSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1f PB", f/unit)
 }
-
-// Nixpkgs returns the layers nixpkgs' buildLayeredImage would make with
-// the same budget: the budget-1 most popular paths one per layer, and every
-// other path in one last layer. releng does not use it; tests and
-// benchmarks compare against it.
-func Nixpkgs(g *Graph, budget int) [][]string {
-	ranked := Rank(g.Paths(), g.Popularity())
-	if budget < 1 {
-		budget = 1
-	}
-	var out [][]string
-	for i, p := range ranked {
-		if i < budget-1 || len(ranked) <= budget {
-			out = append(out, []string{p})
-			continue
-		}
-		rest := append([]string(nil), ranked[i:]...)
-		sort.Strings(rest)
-		out = append(out, rest)
-		break
-	}
-	return out
-}

@@ -237,14 +237,17 @@ in derivation { name = "nixdb-c"; system = builtins.currentSystem; builder = "/b
 			p.References = append(p.References, r.String())
 		}
 		paths = append(paths, p)
-		// Copy the path into the chroot store, as a container would have it.
+		// Copy the path into the chroot store, as a container would have it:
+		// releng's NAR of it, unpacked by Nix.
 		var buf bytes.Buffer
-		if err := nar.Dump(&buf, pi.Path.String()); err != nil {
+		if _, err := nar.DumpPath(&buf, pi.Path.String(), nar.DumpOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		os.MkdirAll(filepath.Join(root, "nix/store"), 0o755)
-		if err := nar.Restore(&buf, filepath.Join(root, "nix/store", pi.Path.Base())); err != nil {
-			t.Fatal(err)
+		restore := nix.Command("nix-store", "--restore", filepath.Join(root, "nix/store", pi.Path.Base()))
+		restore.Stdin = &buf
+		if out, err := restore.CombinedOutput(); err != nil {
+			t.Fatalf("nix-store --restore %s: %v\n%s", pi.Path, err, out)
 		}
 	}
 	data, err := Write(paths, 1)

@@ -9,6 +9,37 @@ import (
 	"strings"
 )
 
+// releng itself only lists NARs ([ReadListing]); the tests also read the
+// contents of files ([Reader.Read]) and unpack NARs ([Restore]), so those
+// live here.
+
+// Read reads from the contents of the current regular file. It returns
+// io.EOF at the end of the contents, and at once for other node types.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if !r.inFile || r.remaining == 0 {
+		return 0, io.EOF
+	}
+	if uint64(len(p)) > r.remaining {
+		p = p[:r.remaining]
+	}
+	n, err := r.br.Read(p)
+	r.off += uint64(n)
+	r.remaining -= uint64(n)
+	if err == io.EOF && r.remaining > 0 {
+		err = r.readErr(io.ErrUnexpectedEOF)
+		r.err = err
+	} else if err != nil && err != io.EOF {
+		err = r.readErr(err)
+		r.err = err
+	} else {
+		err = nil
+	}
+	return n, err
+}
+
 // Restore unpacks the NAR read from r at dir, which must not exist (its
 // parent must). The root of the NAR becomes dir itself: a directory, a
 // file or a symbolic link. Files are created with mode 0644, or 0755 when
