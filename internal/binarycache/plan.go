@@ -228,7 +228,7 @@ func (p *pusher) narInfoURL(ctx context.Context, path nixstore.StorePath) (strin
 // directory) or to write.
 func (p *pusher) planCacheInfo(ctx context.Context, storeDir string) (plan.Object, error) {
 	o := plan.Object{Dest: p.b.String(), Key: CacheInfoKey, Kind: plan.KindCacheInfo, Why: plan.Present}
-	data, err := readSmall(ctx, p.b, CacheInfoKey, 64<<10)
+	data, err := readSmall(ctx, p.b, CacheInfoKey, fsutil.MaxNarinfo)
 	switch {
 	case err == nil:
 		o.Size = int64(len(data))

@@ -27,7 +27,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			opts.Log = app.Err
+			opts.Run, opts.NixLog = app.run(), app.Err
 			rec, err := release.Build(cmd.Context(), p, opts)
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/bucket/retry"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 func (app *App) cacheCommand() *cobra.Command {
@@ -127,7 +128,7 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 		// resident memory near what is in flight (docs/cache.md).
 		defer debug.SetGCPercent(debug.SetGCPercent(20))
 	}
-	progress := binarycache.NewProgress(app.Err, isTerminal(app.Err))
+	progress := newCacheProgress(app.Err, isTerminal(app.Err))
 	sum, err := binarycache.Push(ctx, binarycache.PushOptions{
 		URI: uri, Bucket: b, Paths: infos, Keys: keys, Jobs: o.Jobs, OnEvent: progress.Event,
 	})
@@ -147,7 +148,7 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 		return app.printJSON(sum)
 	}
 	fmt.Fprintf(app.Out, "pushed %d paths, skipped %d already in %s: %s of NAR in, %s out (%d objects), %.1fs\n",
-		sum.Pushed, sum.Skipped, sum.To, binarycache.Size(sum.NarBytes), binarycache.Size(sum.BytesOut), sum.Objects, sum.Seconds)
+		sum.Pushed, sum.Skipped, sum.To, plan.Size(sum.NarBytes), plan.Size(sum.BytesOut), sum.Objects, sum.Seconds)
 	return nil
 }
 

@@ -18,7 +18,7 @@ printed), git init it, and run prepare, tag, build, upload (environment local,
 no prompt) and verify; then print what was published. Needs git and Nix.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Log = app.Err
+			opts.Run, opts.NixLog = app.run(), app.Err
 			rep, err := release.Demo(cmd.Context(), opts)
 			if rep != nil && app.JSON {
 				if jerr := app.printJSON(rep); jerr != nil {
@@ -29,7 +29,10 @@ no prompt) and verify; then print what was published. Needs git and Nix.`,
 				app.printUpload(rep.Upload)
 				fmt.Fprintln(app.Out)
 				app.printVerify(rep.Verify)
-				fmt.Fprintf(app.Out, "\nEverything was published under %s\n", rep.Local)
+				fmt.Fprintf(app.Out, "\nEverything was published under %s. To look at it:\n", rep.Local)
+				for _, l := range rep.Look {
+					fmt.Fprintf(app.Out, "\n  # %s\n  %s\n", l.What, l.Command)
+				}
 			}
 			return err
 		},

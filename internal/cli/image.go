@@ -15,6 +15,7 @@ import (
 	"github.com/releng-project/releng/internal/image/layering"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 func (app *App) imageCommand() *cobra.Command {
@@ -82,7 +83,7 @@ func (app *App) nix(p *project.Project) *nixbuild.Nix {
 
 func (app *App) progress(s string) { fmt.Fprintf(app.Err, "releng: %s\n", s) }
 
-func (app *App) imageCache() *image.Cache { return &image.Cache{Dir: image.DefaultCacheDir()} }
+func (app *App) imageCache() *image.Cache { return &image.Cache{Dir: runctx.DefaultCacheDir()} }
 
 // resolveInputs asks Nix for the closure of every (image, system).
 func (app *App) resolveInputs(ctx context.Context, p *project.Project, images []*config.Image, system string) ([]*image.Input, error) {
@@ -138,7 +139,7 @@ EXIT STATUS
 				return err
 			}
 			results, err := image.Build(cmd.Context(), inputs, image.BuildOptions{
-				Dir: filepath.Join(p.ReleaseDir(), "images"), Cache: app.imageCache(), RelengVersion: app.Version, Progress: app.progress,
+				Dir: filepath.Join(p.ReleaseDir(), "images"), Cache: app.imageCache(), RelengVersion: app.run().RelengVersion(), Progress: app.progress,
 				Outputs: outputs,
 			})
 			if err != nil {
@@ -278,8 +279,8 @@ func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOpti
 		}
 	}
 	res, err := image.Push(ctx, sources, image.PushOptions{
-		Dest: o.to, Insecure: o.insecure, Tags: tags, Cache: app.imageCache(), RelengVersion: app.Version,
-		Progress: app.progress, UserAgent: "releng/" + app.Version,
+		Dest: o.to, Insecure: o.insecure, Tags: tags, Cache: app.imageCache(), RelengVersion: app.run().RelengVersion(),
+		Progress: app.progress, UserAgent: app.run().UserAgent(),
 	})
 	if err != nil {
 		return err
@@ -350,8 +351,8 @@ EXIT STATUS
 			var reports []*image.LayersReport
 			for _, in := range inputs {
 				rep, err := image.Layers(cmd.Context(), in, image.ReportOptions{
-					Cache: app.imageCache(), RelengVersion: app.Version, Against: against,
-					Push: image.PushOptions{Insecure: insecure, UserAgent: "releng/" + app.Version},
+					Cache: app.imageCache(), RelengVersion: app.run().RelengVersion(), Against: against,
+					Push: image.PushOptions{Insecure: insecure, UserAgent: app.run().UserAgent()},
 				})
 				if err != nil {
 					return err

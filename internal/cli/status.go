@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/status"
 )
 
@@ -106,6 +107,15 @@ func (app *App) printStatus(st *status.Status) error {
 			published = fmt.Sprintf("published: %s (%d objects)", strings.Join(e.PublishedSteps, ", "), e.PublishedObjects)
 		}
 		fmt.Fprintf(w, "environment %s\t%s; %s\n", app.colour(e.Colour, e.Name), key, published)
+		for _, sp := range e.Progress {
+			state := "in progress"
+			if sp.Done {
+				state = "done"
+			}
+			if sp.Plan != nil {
+				fmt.Fprintf(w, "  %s\t%s: sent %d of %d planned (%s of %s)\n", sp.Step, state, sp.Sent, sp.Plan.Send+sp.Plan.Delete, plan.Size(sp.SentBytes), plan.Size(sp.Plan.SendBytes))
+			}
+		}
 	}
 	return w.Flush()
 }

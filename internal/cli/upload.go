@@ -17,9 +17,14 @@ func (app *App) uploadCommand() *cobra.Command {
 		Long: `Publish release/ (as recorded in release/build.json) to an environment, in
 the order of SPEC §10.2: the binary cache, container images, the version
 directory to the releases bucket, the manual to the docs bucket, the root
-manifest.nix, then the git branch and tag. An interrupted upload resumes where
-it stopped (release/state/ENV.journal); a second run for the same environment
-waits for nobody: it refuses and says who holds the lock.
+manifest.nix, then the git branch and tag. Every stage first plans: it asks
+the destination what it holds and lists what it will send (new, changed),
+what is already there and what it deletes; --dry-run prints the plans and
+sends nothing. The plans are executed in order and journaled
+(release/state/ENV.journal): a re-run plans again, so it sends exactly what is
+missing or different, and an interrupted multipart upload resumes. A second
+run for the same environment waits for nobody: it refuses and says who holds
+the lock.
 
 EXIT STATUS
   0  published; 1  a step failed (the message says what was published); 2  usage or configuration error`,
@@ -29,13 +34,22 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
-			opts.In, opts.Log, opts.Colour = app.In, app.Err, app.colour
+			opts.Run = app.run()
 			rep, err := release.Upload(cmd.Context(), p, opts)
 			if err != nil {
 				return err
 			}
 			if app.JSON {
 				return app.printJSON(rep)
+			}
+			if rep.DryRun {
+				env, _ := p.Config.Environment(opts.Environment)
+				colour := ""
+				if env != nil {
+					colour = env.Colour
+				}
+				app.printPlans(rep, colour)
+				return nil
 			}
 			return app.printUpload(rep)
 		},
@@ -46,7 +60,7 @@ EXIT STATUS
 	f.BoolVar(&opts.NoConfirm, "noconfirm", false, "do not ask for the confirmation phrase")
 	f.BoolVar(&opts.ForcePushTag, "force-push-tag", false, "replace the tag on the git remote")
 	f.BoolVar(&opts.NoCheckGit, "no-check-git", false, "do not require HEAD on the release tag")
-	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and send nothing")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plans (what each stage would send) and send nothing")
 	f.BoolVar(&opts.AllowInsecureKey, "allow-insecure-key", false, "accept a signing key file that group or others can read")
 	return cmd
 }
@@ -69,11 +83,11 @@ func (app *App) verifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Read back what was published to an environment and check it",
-		Long: `Read back every published object and check it against release/build.json;
-for every store path of the manifest and its closure, fetch the narinfo, check
-its signature with the environment's public keys and the NAR's hash and size;
-check the tag on the git remote points at the release commit. Needs no secret
-key.
+		Long: `Make the same plans as upload and read back every object of them: every
+file against release/build.json; for every store path the cache stage
+publishes, the narinfo (signed with the environment's public keys), the NAR's
+hash and size and the .ls listing; every image blob, manifest and tag; the
+branch and tag on the git remote. Needs no secret key.
 
 EXIT STATUS
   0  everything matches; 1  a mismatch (the table says which); 2  usage or configuration error`,
@@ -83,6 +97,7 @@ EXIT STATUS
 			if err != nil {
 				return err
 			}
+			opts.Run = app.run()
 			rep, err := release.Verify(cmd.Context(), p, opts)
 			if err != nil {
 				return err

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/fsutil"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 // Entry is one line of the journal.
@@ -26,10 +28,15 @@ type Entry struct {
 	// Release identifies what was being published (NAME VERSION COMMIT):
 	// entries of another release are ignored.
 	Release string `json:"release"`
-	// Kind is "step" (a whole step done), "object" (one object published),
-	// "upload" (a multipart upload started or a part sent) or "upload-done".
+	// Kind is "plan" (a step's plan, with its totals, about to be
+	// executed), "step" (a whole step done), "object" (one object
+	// published), "deleted" (one object removed), "upload" (a multipart
+	// upload started or a part sent) or "upload-done".
 	Kind string `json:"kind"`
+	// Step is the step of plan, step, object and deleted entries.
 	Step string `json:"step,omitempty"`
+	// Plan is the totals of a step's plan.
+	Plan *plan.Totals `json:"plan,omitempty"`
 	// Key is the object's URL (bucket URL + key) for object and upload entries.
 	Key    string              `json:"key,omitempty"`
 	Size   int64               `json:"size,omitempty"`
@@ -54,7 +61,7 @@ type Journal struct {
 // entries of release count.
 func Open(path, release string) (*Journal, error) {
 	j := &Journal{path: path, release: release, steps: map[string]bool{}, objects: map[string]Entry{}, uploads: map[string]*bucket.UploadState{}}
-	data, err := os.ReadFile(path)
+	data, err := read(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -183,22 +190,73 @@ func (j *Journal) Close() error { return j.f.Close() }
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }
 
-// Summary reads a journal without opening it for writing: the steps done and
-// the number of objects published for release (for `releng status`).
-func Summary(path, release string) (steps []string, objects int, err error) {
-	data, err := os.ReadFile(path)
+// StepProgress is how far a step got against its recorded plan.
+type StepProgress struct {
+	Step string `json:"step"`
+	// Plan is the totals of the step's last recorded plan (nil when none
+	// was recorded, as by releng before plans).
+	Plan *plan.Totals `json:"plan,omitempty"`
+	// Sent counts the objects (and bytes) sent or deleted since that plan.
+	Sent      int   `json:"sent"`
+	SentBytes int64 `json:"sent_bytes"`
+	Done      bool  `json:"done"`
+}
+
+// Summary reads a journal without opening it for writing: the steps done,
+// the number of objects published for release, and each step's progress
+// against its plan (for `releng status`).
+func Summary(path, release string) (steps []string, objects int, progress []StepProgress, err error) {
+	data, err := read(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, nil
+			return nil, 0, nil, nil
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	j := &Journal{steps: map[string]bool{}, objects: map[string]Entry{}, uploads: map[string]*bucket.UploadState{}}
+	byStep := map[string]*StepProgress{}
+	var order []string
 	for _, l := range bytes.Split(data, []byte("\n")) {
 		var e Entry
-		if json.Unmarshal(l, &e) == nil && e.Release == release {
-			j.apply(e)
+		if json.Unmarshal(l, &e) != nil || e.Release != release {
+			continue
+		}
+		j.apply(e)
+		if e.Step == "" {
+			continue
+		}
+		sp := byStep[e.Step]
+		if sp == nil {
+			sp = &StepProgress{Step: e.Step}
+			byStep[e.Step] = sp
+			order = append(order, e.Step)
+		}
+		switch e.Kind {
+		case "plan":
+			*sp = StepProgress{Step: e.Step, Plan: e.Plan}
+		case "object", "deleted":
+			if e.Note == "" {
+				sp.Sent++
+				sp.SentBytes += e.Size
+			}
+		case "step":
+			sp.Done = true
 		}
 	}
-	return j.Steps(), len(j.objects), nil
+	for _, s := range order {
+		progress = append(progress, *byStep[s])
+	}
+	return j.Steps(), len(j.objects), progress, nil
+}
+
+// read reads the journal file, a regular file of at most fsutil.MaxJournal
+// bytes (checked while reading: a link to a device or a runaway file is an
+// error naming the file, not an exhausted memory).
+func read(path string) ([]byte, error) {
+	data, err := fsutil.ReadFile(path, fsutil.MaxJournal)
+	var big *fsutil.TooLargeError
+	if errors.As(err, &big) {
+		return nil, fmt.Errorf("%w (or move it away to start the upload over)", err)
+	}
+	return data, err
 }

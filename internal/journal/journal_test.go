@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/fsutil"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 func TestJournalResume(t *testing.T) {
@@ -47,9 +50,35 @@ func TestJournalResume(t *testing.T) {
 	if _, ok := j.Upload("s3://b/big"); ok {
 		t.Error("a completed upload is still in progress")
 	}
-	steps, objects, err := Summary(p, "hello 1.0.0 abc")
+	steps, objects, _, err := Summary(p, "hello 1.0.0 abc")
 	if err != nil || len(steps) != 1 || objects != 2 {
 		t.Errorf("summary: %v %d %v", steps, objects, err)
+	}
+}
+
+// TestProgressAgainstPlan: status counts what was sent since a step's
+// last plan, against that plan's totals.
+func TestProgressAgainstPlan(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.journal")
+	j, err := Open(p, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := plan.Totals{Send: 9}
+	must(t, j.Append(Entry{Kind: "plan", Step: "releases", Plan: &old}))
+	must(t, j.Append(Entry{Kind: "object", Step: "releases", Key: "k0", Size: 5}))
+	tot := plan.Totals{Send: 3, SendBytes: 30}
+	must(t, j.Append(Entry{Kind: "plan", Step: "releases", Plan: &tot}))
+	must(t, j.Append(Entry{Kind: "object", Step: "releases", Key: "k1", Size: 10}))
+	must(t, j.Append(Entry{Kind: "object", Step: "releases", Key: "k2", Size: 10, Note: "already there"}))
+	must(t, j.Append(Entry{Kind: "object", Step: "releases", Key: "k3", Size: 10}))
+	j.Close()
+	_, _, progress, err := Summary(p, "r")
+	if err != nil || len(progress) != 1 {
+		t.Fatalf("progress: %+v %v", progress, err)
+	}
+	if sp := progress[0]; sp.Plan == nil || sp.Plan.Send != 3 || sp.Sent != 2 || sp.SentBytes != 20 || sp.Done {
+		t.Errorf("progress: %+v", sp)
 	}
 }
 
@@ -97,5 +126,27 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestJournalReadIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.journal")
+	must(t, os.WriteFile(big, nil, 0o644))
+	must(t, os.Truncate(big, fsutil.MaxJournal+1)) // sparse
+	zero := filepath.Join(dir, "zero.journal")
+	must(t, os.Symlink("/dev/zero", zero))
+	for _, c := range []struct {
+		path string
+		want any
+	}{{big, new(*fsutil.TooLargeError)}, {zero, new(*fsutil.NotRegularError)}} {
+		_, err := Open(c.path, "r")
+		if !errors.As(err, c.want) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("Open(%s): %v", c.path, err)
+		}
+		_, err = read(c.path) // what Summary reads with
+		if !errors.As(err, c.want) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("read(%s): %v", c.path, err)
+		}
 	}
 }

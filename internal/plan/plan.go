@@ -73,6 +73,9 @@ type Plan struct {
 	// Note is a remark for the release engineer (e.g. a maintenance
 	// release moves no alias).
 	Note string `json:"note,omitempty"`
+	// State is what the stage needs to execute the plan besides its
+	// objects (e.g. the cache push's path information); not in the JSON.
+	State any `json:"-"`
 }
 
 // Totals counts a plan's objects by what happens to them.

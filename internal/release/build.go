@@ -19,6 +19,7 @@ import (
 	"github.com/releng-project/releng/internal/image"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // BuildOptions are the flags of `releng build`.
@@ -28,21 +29,21 @@ type BuildOptions struct {
 	NoCheckGit bool
 	// NixEnv is appended to the environment of Nix commands.
 	NixEnv []string
-	// Log receives progress lines and Nix's build log.
-	Log io.Writer
-	// RelengVersion is part of the image layer cache keys.
-	RelengVersion string
+	// NixLog receives Nix's build log as Nix writes it.
+	NixLog io.Writer
+	// Run is the run's context: progress, releng's version.
+	Run *runctx.Run
 }
 
 // Build evaluates and realises the release jobs and lays out
 // release/artifacts, release/manual and release/build.json (SPEC §7).
 func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifacts.Record, error) {
 	cfg := p.Config
-	logw := opts.Log
+	logw := opts.NixLog
 	if logw == nil {
 		logw = io.Discard
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(logw, "releng: "+format+"\n", args...) }
+	say := func(format string, args ...any) { opts.Run.Infof("build", format, args...) }
 
 	profile := opts.Profile
 	if profile == "" {
@@ -246,14 +247,10 @@ func buildImages(ctx context.Context, p *project.Project, nix *nixbuild.Nix, sta
 	if len(cfg.Images) == 0 {
 		return nil
 	}
-	rv := opts.RelengVersion
-	if rv == "" {
-		rv = "dev"
-	}
 	results, err := image.BuildAll(ctx, cfg, nix, rec.Version, p.Vars(), image.BuildOptions{
 		Dir:           filepath.Join(staging, "images"),
-		Cache:         &image.Cache{Dir: image.DefaultCacheDir()},
-		RelengVersion: rv,
+		Cache:         &image.Cache{Dir: runctx.DefaultCacheDir()},
+		RelengVersion: opts.Run.RelengVersion(),
 		Progress:      func(line string) { say("%s", line) },
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/releng-project/releng/internal/example"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
@@ -43,7 +44,8 @@ func build(t *testing.T, r *testenv.GitRepo, nix *testenv.Nix, opts BuildOptions
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	opts.Log = &log
+	opts.NixLog = &log
+	opts.Run = &runctx.Run{Events: logEvents(&log)}
 	opts.NixEnv = nix.Env
 	rec, err := Build(context.Background(), p, opts)
 	return rec, log.String(), err

@@ -7,20 +7,18 @@ import (
 
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/binarycache"
+	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/plan"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // cacheStage pushes the closures of the jobs to the binary cache (SPEC §10.2 step 1).
 type cacheStage struct{}
 
 func (cacheStage) Name() string { return "cache" }
-func (cacheStage) Skip(u *upload) string {
-	if u.t.CacheURI == nil {
-		return "no cache configured"
-	}
-	return ""
-}
 
 // CacheRoots are the store paths the cache step pushes the closures of:
 // every job's derivation and outputs, minus cache_exclude_jobs.
@@ -72,21 +70,61 @@ func cacheClosure(ctx context.Context, cfg *config.Config, rec *artifacts.Record
 	return all, nil
 }
 
-func (cacheStage) Run(ctx context.Context, u *upload) (Published, error) {
-	keys, err := u.t.SigningKeys(u.p, u.opts.AllowInsecureKey)
+func (cacheStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
+	if r.t.CacheURI == nil {
+		return &plan.Plan{Skipped: "no cache configured"}, nil
+	}
+	infos, err := cacheClosure(ctx, r.p.Config, r.rec, r.opts.NixEnv)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := binarycache.PlanPush(ctx, binarycache.PushOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Paths: infos})
+	if err != nil {
+		return nil, err
+	}
+	cp.Plan.State = cp
+	return cp.Plan, nil
+}
+
+func (cacheStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
+	keys, err := r.t.SigningKeys(r.p, r.opts.AllowInsecureKey)
 	if err != nil {
 		return Published{}, err
 	}
 	if len(keys) == 0 {
-		u.say("warning: no signing key for %s: the cache's narinfos are not signed", u.t.Env.Name)
+		r.rc.Warnf("cache", "no signing key for %s: the cache's narinfos are not signed", r.t.Env.Name)
 	}
-	infos, err := cacheClosure(ctx, u.p.Config, u.rec, u.opts.NixEnv)
-	if err != nil {
+	cp := pl.State.(*binarycache.Plan)
+	var jerr error
+	sum, err := binarycache.Push(ctx, binarycache.PushOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Keys: keys, Plan: cp,
+		OnEvent: func(e binarycache.Event) {
+			if e.Kind != binarycache.EventPublished {
+				return
+			}
+			r.rc.Emit(runctx.Event{Kind: runctx.Object, Stage: "cache", Object: e.Path.String(), Bytes: e.FileSize})
+			if err := r.j.Append(journal.Entry{Kind: "object", Step: "cache", Key: bucket.ObjectURL(r.t.Cache, binarycache.NarInfoKey(e.Path))}); err != nil && jerr == nil {
+				jerr = err
+			}
+		}})
+	if err == nil {
+		err = jerr
+	}
+	if sum == nil {
 		return Published{}, err
 	}
-	sum, err := binarycache.Push(ctx, binarycache.PushOptions{URI: u.t.CacheURI, Bucket: u.t.Cache, Paths: infos, Keys: keys})
+	return Published{Objects: sum.Paths, Sent: sum.Pushed, Bytes: sum.BytesOut}, err
+}
+
+// Verify reads back every path of the plan through the one cache reader.
+func (cacheStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
+	keys, err := r.t.VerifyKeys(r.p)
 	if err != nil {
-		return Published{}, err
+		return []Check{{What: "cache", Object: r.t.CacheURI.Raw, Detail: err.Error()}}
 	}
-	return Published{Where: u.t.CacheURI.Raw, Objects: sum.Paths, Sent: sum.Pushed, Bytes: sum.BytesOut}, nil
+	cp := pl.State.(*binarycache.Plan)
+	var checks []Check
+	for _, pc := range binarycache.Verify(ctx, binarycache.VerifyOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Keys: keys, Paths: cp.Paths()}) {
+		checks = append(checks, Check{What: "cache", Object: pc.Path, OK: len(pc.Problems) == 0, Detail: strings.Join(pc.Problems, "; ")})
+	}
+	return checks
 }

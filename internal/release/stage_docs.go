@@ -2,27 +2,15 @@ package release
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 
-	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 // docsStage mirrors the manual to the docs bucket (step 4).
 type docsStage struct{}
 
 func (docsStage) Name() string { return "docs" }
-func (docsStage) Skip(u *upload) string {
-	if u.t.Docs == nil {
-		return "no docs bucket configured"
-	}
-	for _, f := range u.rec.Files {
-		if strings.HasPrefix(f.Path, "manual/") {
-			return ""
-		}
-	}
-	return "no manual was built"
-}
 
 // DocsPrefixes are where the manual goes: manual/NAME/MAJOR/ for an official
 // release (and manual/NAME/stable/ for a stable one: not a pre-release, not
@@ -38,38 +26,38 @@ func DocsPrefixes(name, major string, official, stable bool) []string {
 	return prefixes
 }
 
-func (docsStage) Run(ctx context.Context, u *upload) (Published, error) {
-	pub := Published{Where: u.t.Docs.String()}
-	for _, prefix := range DocsPrefixes(u.rec.Name, u.rec.Major, u.official, u.stableAlias) {
-		want := map[string]bool{}
-		for _, f := range u.rec.Files {
-			rel, ok := strings.CutPrefix(f.Path, "manual/")
-			if !ok {
-				continue
-			}
-			want[prefix+rel] = true
-			sent, err := u.putFile(ctx, u.t.Docs, prefix+rel, filepath.Join(u.p.ReleaseDir(), f.Path), f)
-			if err != nil {
-				return pub, err
-			}
-			pub.Objects++
-			if sent {
-				pub.Sent++
-				pub.Bytes += f.Size
-			}
-		}
-		// Mirror exactly: what is no longer in the manual goes.
-		existing, err := u.t.Docs.List(ctx, prefix, bucket.ListOptions{Recursive: true})
-		if err != nil {
-			return pub, err
-		}
-		for _, o := range existing {
-			if !want[o.Key] && !o.IsPrefix {
-				if err := u.t.Docs.Delete(ctx, o.Key); err != nil {
-					return pub, err
-				}
-			}
+// Plan mirrors each prefix exactly: one listing per prefix says what is
+// there; what is no longer in the manual is deleted.
+func (docsStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
+	if r.t.Docs == nil {
+		return &plan.Plan{Skipped: "no docs bucket configured"}, nil
+	}
+	var manual []fileObject
+	for _, f := range r.rec.Files {
+		if rel, ok := strings.CutPrefix(f.Path, "manual/"); ok {
+			manual = append(manual, fileObject{key: rel, file: f})
 		}
 	}
-	return pub, nil
+	if len(manual) == 0 {
+		return &plan.Plan{Skipped: "no manual was built"}, nil
+	}
+	pl := &plan.Plan{Dest: r.t.Docs.String()}
+	for _, prefix := range DocsPrefixes(r.rec.Name, r.rec.Major, r.official, r.stable) {
+		files := make([]fileObject, len(manual))
+		for i, f := range manual {
+			files[i] = fileObject{key: prefix + f.key, file: f.file}
+		}
+		if err := r.planFiles(ctx, pl, r.t.Docs, files, prefix); err != nil {
+			return nil, err
+		}
+	}
+	return pl, nil
+}
+
+func (docsStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
+	return r.runFiles(ctx, pl, r.t.Docs)
+}
+
+func (docsStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
+	return verifyFiles(ctx, r.t.Docs, pl)
 }

@@ -7,16 +7,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/image"
-	"github.com/releng-project/releng/internal/image/registry"
+	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // imagesStage pushes the images to every image target of the environment
@@ -24,11 +20,12 @@ import (
 type imagesStage struct{}
 
 func (imagesStage) Name() string { return "images" }
-func (imagesStage) Skip(u *upload) string {
-	if len(u.t.Env.Images) == 0 {
+
+func imagesSkip(r *run) string {
+	if len(r.t.Env.Images) == 0 {
 		return "no image targets configured"
 	}
-	if len(u.rec.Images) == 0 && len(archivesOf(u.rec)) == 0 {
+	if len(r.rec.Images) == 0 && len(archivesOf(r.rec)) == 0 {
 		return "no images were built"
 	}
 	return ""
@@ -126,22 +123,57 @@ func imagePushes(p *project.Project, env *config.Environment, rec *artifacts.Rec
 	return pushes, nil
 }
 
-func (imagesStage) Run(ctx context.Context, u *upload) (Published, error) {
-	pushes, err := imagePushes(u.p, u.t.Env, u.rec, u.stableAlias)
-	if err != nil {
-		return Published{}, err
+// imageState is what the images stage needs to run its plan.
+type imageState struct {
+	pushes []imagePush
+}
+
+func (ip imagePush) options(r *run) image.PushOptions {
+	return image.PushOptions{
+		Dest: ip.Dest, Insecure: ip.Insecure, Tags: ip.Tags,
+		Cache: &image.Cache{Dir: runctx.DefaultCacheDir()}, RelengVersion: r.rc.RelengVersion(), UserAgent: r.rc.UserAgent(),
+		Progress: func(line string) { r.rc.Infof("images", "%s", line) },
 	}
-	pub := Published{Where: u.where("images")}
+}
+
+// Plan asks every image target which blobs, manifests and tags it holds.
+func (imagesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
+	if why := imagesSkip(r); why != "" {
+		return &plan.Plan{Skipped: why}, nil
+	}
+	pushes, err := imagePushes(r.p, r.t.Env, r.rec, r.stable)
+	if err != nil {
+		return nil, err
+	}
+	pl := &plan.Plan{State: &imageState{pushes: pushes}}
+	var dests []string
 	for _, ip := range pushes {
+		sources, err := ip.Sources()
+		if err != nil {
+			return nil, err
+		}
+		objs, err := image.PlanPush(ctx, sources, ip.options(r))
+		if err != nil {
+			return nil, fmt.Errorf("plan the push of %s to %s: %w", ip.Image, ip.Dest, err)
+		}
+		pl.Objects = append(pl.Objects, objs...)
+		dests = append(dests, ip.Dest)
+	}
+	pl.Dest = strings.Join(dests, ", ")
+	return pl, nil
+}
+
+// Run pushes every image to every target: blobs and manifests the target
+// lacks, then the index to each tag.
+func (imagesStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
+	st := pl.State.(*imageState)
+	var pub Published
+	for _, ip := range st.pushes {
 		sources, err := ip.Sources()
 		if err != nil {
 			return pub, err
 		}
-		res, err := image.Push(ctx, sources, image.PushOptions{
-			Dest: ip.Dest, Insecure: ip.Insecure, Tags: ip.Tags,
-			Cache: &image.Cache{Dir: image.DefaultCacheDir()}, RelengVersion: "releng",
-			Progress: func(line string) { u.say("images: %s", line) },
-		})
+		res, err := image.Push(ctx, sources, ip.options(r))
 		if err != nil {
 			return pub, fmt.Errorf("push image %s to %s: %w", ip.Image, ip.Dest, err)
 		}
@@ -152,62 +184,27 @@ func (imagesStage) Run(ctx context.Context, u *upload) (Published, error) {
 	return pub, nil
 }
 
-// checkImageAccess checks push access to every image target.
-func (u *upload) checkImageAccess(ctx context.Context) error {
-	if (imagesStage{}).Skip(u) != "" || u.opts.Target != "all" {
-		return nil
-	}
-	pushes, err := imagePushes(u.p, u.t.Env, u.rec, u.stableAlias)
-	if err != nil {
-		return err
-	}
-	for _, ip := range pushes {
-		if err := image.CheckAccess(ctx, ip.Dest, image.PushOptions{Insecure: ip.Insecure, Tags: ip.Tags}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// verifyImages resolves every tag of every push to an index naming the
-// built manifests.
-func verifyImages(ctx context.Context, p *project.Project, env *config.Environment, rec *artifacts.Record, latest bool) []Check {
-	pushes, err := imagePushes(p, env, rec, latest)
-	if err != nil {
-		return []Check{{What: "images", Object: env.Name, Detail: err.Error()}}
+// Verify reads back every planned blob, manifest and tag through the
+// registry package, one destination at a time.
+func (imagesStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
+	st := pl.State.(*imageState)
+	byDest := map[string][]plan.Object{}
+	for _, o := range pl.Objects {
+		byDest[o.Dest] = append(byDest[o.Dest], o)
 	}
 	var checks []Check
-	for _, ip := range pushes {
-		for _, tag := range ip.Tags {
-			c := Check{What: "images", Object: ip.Dest + ":" + tag}
-			idx, err := resolveIndex(ip.Dest, tag, ip.Insecure)
+	done := map[string]bool{}
+	for _, ip := range st.pushes {
+		dest := ip.Dest
+		if done[dest] {
+			continue
+		}
+		done[dest] = true
+		objs := byDest[dest]
+		for i, err := range image.CheckPushed(ctx, objs, ip.options(r)) {
+			c := Check{What: "images", Object: objs[i].Dest + " " + objs[i].Kind + " " + objs[i].Key, OK: err == nil}
 			if err != nil {
 				c.Detail = err.Error()
-				checks = append(checks, c)
-				continue
-			}
-			im, err := idx.IndexManifest()
-			if err != nil {
-				c.Detail = err.Error()
-				checks = append(checks, c)
-				continue
-			}
-			got := map[string]bool{}
-			for _, m := range im.Manifests {
-				got[m.Digest.String()] = true
-			}
-			var missing []string
-			for sys, d := range ip.Manifests {
-				if !got[d] {
-					missing = append(missing, sys+" "+d)
-				}
-			}
-			if len(ip.Manifests) > 0 && len(im.Manifests) != len(ip.Manifests) {
-				c.Detail = fmt.Sprintf("index has %d manifests, build.json has %d", len(im.Manifests), len(ip.Manifests))
-			} else if len(missing) > 0 {
-				c.Detail = "index lacks " + strings.Join(missing, ", ")
-			} else {
-				c.OK = true
 			}
 			checks = append(checks, c)
 		}
@@ -215,31 +212,19 @@ func verifyImages(ctx context.Context, p *project.Project, env *config.Environme
 	return checks
 }
 
-func resolveIndex(dest, tag string, insecure bool) (v1.ImageIndex, error) {
-	if dir, ok := strings.CutPrefix(dest, "oci:"); ok {
-		root, err := layout.ImageIndexFromPath(dir)
-		if err != nil {
-			return nil, err
+// checkImageAccess checks push access to every image target before
+// anything is sent.
+func (r *run) checkImageAccess(ctx context.Context, plans []*plan.Plan) error {
+	for _, pl := range plans {
+		st, ok := pl.State.(*imageState)
+		if !ok || pl.Skipped != "" {
+			continue
 		}
-		m, err := root.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range m.Manifests {
-			if d.Annotations["org.opencontainers.image.ref.name"] == tag {
-				return root.ImageIndex(d.Digest)
+		for _, ip := range st.pushes {
+			if err := image.CheckAccess(ctx, ip.Dest, image.PushOptions{Insecure: ip.Insecure, Tags: ip.Tags}); err != nil {
+				return err
 			}
 		}
-		return nil, fmt.Errorf("no index tagged %s in %s", tag, dir)
 	}
-	var opts []name.Option
-	host := strings.SplitN(dest, "/", 2)[0]
-	if insecure || strings.HasPrefix(host, "localhost") || strings.HasPrefix(host, "127.0.0.1") {
-		opts = append(opts, name.Insecure)
-	}
-	ref, err := name.ParseReference(dest+":"+tag, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return remote.Index(ref, remote.WithAuthFromKeychain(registry.DefaultKeychain()))
+	return nil
 }

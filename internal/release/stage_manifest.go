@@ -4,59 +4,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
-	"github.com/releng-project/releng/internal/artifacts"
+	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 // manifestStage writes the root manifest.nix, the `nix upgrade-nix` pointer (step 5).
 type manifestStage struct{}
 
 func (manifestStage) Name() string { return "manifest" }
-func (manifestStage) Skip(u *upload) string {
+
+func (manifestStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
+	skip := ""
 	switch {
-	case u.t.Releases == nil:
-		return "no releases bucket configured"
-	case !u.rec.OfficialRelease:
-		return "not an official release"
-	case u.p.Version.IsPrerelease():
-		return "a pre-release does not move the root manifest.nix"
-	case !u.stableAlias:
-		return "a maintenance release does not move the root manifest.nix"
+	case r.t.Releases == nil:
+		skip = "no releases bucket configured"
+	case !r.rec.OfficialRelease:
+		skip = "not an official release"
+	case r.p.Version.IsPrerelease():
+		skip = "a pre-release does not move the root manifest.nix"
+	case !r.stable:
+		skip = "a maintenance release does not move the root manifest.nix"
 	}
-	return ""
+	if skip != "" {
+		return &plan.Plan{Skipped: skip}, nil
+	}
+	for _, f := range r.rec.Files {
+		if f.Path == "artifacts/manifest.nix" {
+			pl := &plan.Plan{Dest: r.t.Releases.String()}
+			return pl, r.planFiles(ctx, pl, r.t.Releases, []fileObject{{key: "manifest.nix", file: f}}, "")
+		}
+	}
+	return nil, errors.New("release/build.json lists no artifacts/manifest.nix: run `releng build` again")
 }
 
-func (manifestStage) Run(ctx context.Context, u *upload) (Published, error) {
-	pub := Published{Where: u.t.Releases.String()}
-	if u.t.Cache != nil {
-		for sys, p := range u.rec.Manifest {
+// Run writes the root manifest.nix only after checking the cache has a
+// narinfo for every path it names.
+func (manifestStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
+	if r.t.Cache != nil {
+		for sys, p := range r.rec.Manifest {
 			sp, err := nixstore.ParseStorePath(nixstore.DefaultStoreDir, p)
 			if err != nil {
-				return pub, fmt.Errorf("manifest %s: %w", sys, err)
+				return Published{}, fmt.Errorf("manifest %s: %w", sys, err)
 			}
-			if ok, err := bucket.Exists(ctx, u.t.Cache, sp.Hash+".narinfo", true); err != nil {
-				return pub, err
+			if ok, err := bucket.Exists(ctx, r.t.Cache, binarycache.NarInfoKey(sp), true); err != nil {
+				return Published{}, err
 			} else if !ok {
-				return pub, fmt.Errorf("the cache %s has no narinfo for %s (%s): the root manifest.nix is not written", u.t.CacheURI.Raw, p, sys)
+				return Published{}, fmt.Errorf("the cache %s has no narinfo for %s (%s): the root manifest.nix is not written", r.t.CacheURI.Raw, p, sys)
 			}
 		}
 	}
-	var f *artifacts.File
-	for i := range u.rec.Files {
-		if u.rec.Files[i].Path == "artifacts/manifest.nix" {
-			f = &u.rec.Files[i]
-		}
-	}
-	if f == nil {
-		return pub, errors.New("release/build.json lists no artifacts/manifest.nix: run `releng build` again")
-	}
-	sent, err := u.putFile(ctx, u.t.Releases, "manifest.nix", filepath.Join(u.p.ReleaseDir(), f.Path), *f)
-	pub.Objects = 1
-	if sent {
-		pub.Sent, pub.Bytes = 1, f.Size
-	}
-	return pub, err
+	return r.runFiles(ctx, pl, r.t.Releases)
+}
+
+func (manifestStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
+	return verifyFiles(ctx, r.t.Releases, pl)
 }

@@ -1,23 +1,20 @@
 package release
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/releng-project/releng/internal/artifacts"
-	"github.com/releng-project/releng/internal/binarycache"
-	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/gitflow"
 	"github.com/releng-project/releng/internal/journal"
+	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // UploadOptions are the flags of `releng upload`.
@@ -27,56 +24,61 @@ type UploadOptions struct {
 	NoConfirm    bool
 	ForcePushTag bool
 	NoCheckGit   bool
-	DryRun       bool
+	// DryRun makes the plans and stops: nothing is written anywhere, no
+	// journal, no lock.
+	DryRun bool
 	// AllowInsecureKey accepts a signing key file readable by others.
 	AllowInsecureKey bool
-	// In is read for the confirmation phrase.
-	In io.Reader
-	// Log receives progress lines.
-	Log io.Writer
-	// Colour renders the environment's name in its colour.
-	Colour func(colour, s string) string
 	// NixEnv is appended to the environment of Nix commands.
 	NixEnv []string
+	// Run is the run's context: progress, confirmation, version.
+	Run *runctx.Run
 }
 
-// Published is what an upload step wrote or found already there.
+// Published is what an upload step sent.
 type Published struct {
 	Step    string `json:"step"`
 	Where   string `json:"where"`
 	Objects int    `json:"objects"`
 	Sent    int    `json:"sent"`
+	Deleted int    `json:"deleted,omitempty"`
 	Bytes   int64  `json:"bytes_sent"`
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// UploadReport is the result of an upload.
+// UploadReport is the result of an upload: the plans, and what each step
+// sent (none in a dry run).
 type UploadReport struct {
-	Environment string      `json:"environment"`
-	Version     string      `json:"version"`
-	DryRun      bool        `json:"dry_run"`
-	Steps       []Published `json:"steps"`
+	Environment string       `json:"environment"`
+	Version     string       `json:"version"`
+	DryRun      bool         `json:"dry_run"`
+	Plans       []*plan.Plan `json:"plans"`
+	Steps       []Published  `json:"steps"`
 }
 
-// upload is the state shared by the upload stages.
-type upload struct {
-	p           *project.Project
-	opts        UploadOptions
-	t           *Target
-	rec         *artifacts.Record
-	j           *journal.Journal
-	official    bool
-	stableAlias bool // move the docs stable alias and write the root manifest
-	say         func(format string, args ...any)
-	report      *UploadReport
+// run is what the stages of one upload or verify share.
+type run struct {
+	rc       *runctx.Run
+	p        *project.Project
+	t        *Target
+	rec      *artifacts.Record
+	opts     UploadOptions
+	official bool
+	stable   bool // move latest, the docs stable alias and the root manifest
+	// j journals what is sent; nil in dry runs and verify.
+	j *journal.Journal
 }
 
-// stage is one step of an upload (SPEC §10.2), in order.
+// stage is one step of publishing (SPEC §10.2). Plan says what it
+// publishes by asking the destination; Run sends what the plan says to
+// send; Verify reads back every object of the plan. A stage has no other
+// description of what it writes.
 type stage interface {
 	Name() string
-	// Skip returns why the stage does not run ("" to run it).
-	Skip(u *upload) string
-	Run(ctx context.Context, u *upload) (Published, error)
+	// Plan returns the stage's plan; one with Skipped set does nothing.
+	Plan(ctx context.Context, r *run) (*plan.Plan, error)
+	Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error)
+	Verify(ctx context.Context, r *run, pl *plan.Plan) []Check
 }
 
 // uploadStages is the order of SPEC §10.2: nothing is published before what
@@ -90,108 +92,133 @@ var uploadStages = []stage{
 	gitStage{},
 }
 
-// Upload publishes the built release to an environment.
-func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*UploadReport, error) {
-	logw := opts.Log
-	if logw == nil {
-		logw = io.Discard
+// stagesFor is the stages of a target: all, or the manual alone.
+func stagesFor(target string) []stage {
+	if target == "manual" {
+		return []stage{docsStage{}}
 	}
-	if opts.Colour == nil {
-		opts.Colour = func(_, s string) string { return s }
-	}
+	return uploadStages
+}
+
+// openRun loads what the stages of an upload or verify need.
+func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run, error) {
 	if opts.Target == "" {
 		opts.Target = "all"
 	}
 	if opts.Target != "all" && opts.Target != "manual" {
 		return nil, &config.Error{Msg: fmt.Sprintf("--target %q: must be \"all\" or \"manual\"", opts.Target)}
 	}
-	u := &upload{p: p, opts: opts, say: func(format string, args ...any) { fmt.Fprintf(logw, "releng: "+format+"\n", args...) }}
-
 	rec, err := artifacts.Load(p.ReleaseDir())
 	if err != nil {
 		return nil, err
 	}
-	u.rec = rec
-	if err := u.preflight(ctx); err != nil {
+	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts}
+	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true}); err != nil {
 		return nil, err
 	}
-	if u.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: !opts.DryRun}); err != nil {
-		return nil, err
-	}
-	env := u.t.Env
-	u.report = &UploadReport{Environment: env.Name, Version: rec.Version, DryRun: opts.DryRun}
 	var m *gitflow.Maintenance
-	if u.official, u.stableAlias, m, err = releaseKind(ctx, p, rec); err != nil {
+	if r.official, r.stable, m, err = releaseKind(ctx, p, rec); err != nil {
 		return nil, err
 	}
 	if m.Maintenance {
-		u.say("%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
+		r.rc.Infof("", "%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
 	}
+	return r, nil
+}
 
-	name := opts.Colour(env.Colour, env.Name)
-	u.say("plan: publish %s %s to %s", rec.Name, rec.Version, name)
-	for _, s := range u.stages() {
-		if why := s.Skip(u); why != "" {
-			u.say("  %-9s skipped: %s", s.Name(), why)
-		} else {
-			u.say("  %-9s %s  (%s)", s.Name(), u.where(s.Name()), u.planSize(s.Name()))
+// plans makes the plan of every stage, in order.
+func (r *run) plans(ctx context.Context) ([]*plan.Plan, error) {
+	var plans []*plan.Plan
+	for _, s := range stagesFor(r.opts.Target) {
+		pl, err := s.Plan(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("plan of %s: %w", s.Name(), err)
 		}
+		pl.Stage = s.Name()
+		plans = append(plans, pl)
+	}
+	return plans, nil
+}
+
+// Upload publishes the built release to an environment: every stage plans
+// (asking the destination what it holds), the plans are shown and
+// confirmed, then executed in SPEC §10.2 order and journaled. A re-run
+// plans again, so an object deleted or changed at the destination since is
+// sent again; the journal keeps multipart uploads resumable.
+func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*UploadReport, error) {
+	r, err := openRun(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.preflight(ctx); err != nil {
+		return nil, err
+	}
+	env := r.t.Env
+	rep := &UploadReport{Environment: env.Name, Version: r.rec.Version, DryRun: opts.DryRun}
+	var lock *journal.Lock
+	if !opts.DryRun {
+		// Held from planning to the end, so no other run changes the
+		// destination between the plan and its execution.
+		if lock, err = journal.Acquire(filepath.Join(p.StateDir(), env.Name+".lock"), "upload"); err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
+	if rep.Plans, err = r.plans(ctx); err != nil {
+		return nil, err
 	}
 	if opts.DryRun {
-		for _, s := range u.stages() {
-			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Where: u.where(s.Name()), Skipped: "dry run"})
-		}
-		return u.report, nil
+		return rep, nil
 	}
 	if *env.Confirm && !opts.NoConfirm {
-		if err := confirm(opts.In, logw, env.Name, name); err != nil {
+		phrase := "I want to release this to " + env.Name
+		if r.rc == nil || r.rc.Confirm == nil {
+			return nil, fmt.Errorf("environment %s needs confirmation and there is nobody to ask; pass --noconfirm", env.Name)
+		}
+		if err := r.rc.Confirm(env.Name, phrase); err != nil {
 			return nil, err
 		}
 	}
-	if err := u.checkAccess(ctx); err != nil {
+	if err := r.checkImageAccess(ctx, rep.Plans); err != nil {
 		return nil, err
 	}
-	if err := u.checkImageAccess(ctx); err != nil {
+	if r.j, err = journal.Open(filepath.Join(p.StateDir(), env.Name+".journal"), releaseID(r.rec)); err != nil {
 		return nil, err
 	}
+	defer r.j.Close()
 
-	state := p.StateDir()
-	lock, err := journal.Acquire(filepath.Join(state, env.Name+".lock"), "upload")
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	u.j, err = journal.Open(filepath.Join(state, env.Name+".journal"), releaseID(rec))
-	if err != nil {
-		return nil, err
-	}
-	defer u.j.Close()
-
-	for _, s := range u.stages() {
-		if why := s.Skip(u); why != "" {
-			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Skipped: why})
+	for i, s := range stagesFor(opts.Target) {
+		pl := rep.Plans[i]
+		if pl.Skipped != "" {
+			rep.Steps = append(rep.Steps, Published{Step: s.Name(), Where: pl.Dest, Skipped: pl.Skipped})
 			continue
 		}
-		if u.j.StepDone(s.Name()) {
-			u.say("%s: done in an earlier run", s.Name())
-			u.report.Steps = append(u.report.Steps, Published{Step: s.Name(), Where: u.where(s.Name()), Skipped: "done in an earlier run"})
-			continue
+		tot := pl.Totals()
+		if err := r.j.Append(journal.Entry{Kind: "plan", Step: s.Name(), Plan: &tot}); err != nil {
+			return rep, err
 		}
+		r.rc.Emit(runctx.Event{Kind: runctx.StageStart, Stage: s.Name(), Count: tot.Send, Bytes: tot.SendBytes, Message: tot.String()})
 		start := time.Now()
-		pub, err := s.Run(ctx, u)
+		pub, err := s.Run(ctx, r, pl)
+		pub.Step, pub.Where = s.Name(), pl.Dest
 		if err != nil {
-			done := u.j.Steps()
-			sort.Strings(done)
-			return u.report, fmt.Errorf("upload to %s stopped at step %s: %w\npublished so far: steps %v and %d objects (journal %s); run `releng upload` again to continue", env.Name, s.Name(), err, done, u.j.Objects(), u.j.Path())
+			return rep, r.stopped(s.Name(), err)
 		}
-		pub.Step = s.Name()
-		if err := u.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
-			return u.report, err
+		if err := r.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
+			return rep, err
 		}
-		u.say("%s: %d objects, %d sent (%s) in %s", s.Name(), pub.Objects, pub.Sent, binarycache.Size(pub.Bytes), time.Since(start).Round(time.Millisecond))
-		u.report.Steps = append(u.report.Steps, pub)
+		r.rc.Emit(runctx.Event{Kind: runctx.StageDone, Stage: s.Name(), Count: pub.Sent, Bytes: pub.Bytes,
+			Message: fmt.Sprintf("%d objects, %d sent (%s), %d deleted in %s", pub.Objects, pub.Sent, plan.Size(pub.Bytes), pub.Deleted, time.Since(start).Round(time.Millisecond))})
+		rep.Steps = append(rep.Steps, pub)
 	}
-	return u.report, nil
+	return rep, nil
+}
+
+// stopped says what was and was not published when a stage failed.
+func (r *run) stopped(step string, err error) error {
+	done := r.j.Steps()
+	return fmt.Errorf("upload to %s stopped at step %s: %w\npublished so far: steps %v and %d objects (journal %s); run `releng upload` again to continue (it plans again and sends only what is missing)",
+		r.t.Env.Name, step, err, done, r.j.Objects(), r.j.Path())
 }
 
 // releaseKind says where a release goes (SPEC §6.3, §10.2): official
@@ -212,78 +239,14 @@ func releaseID(rec *artifacts.Record) string {
 	return rec.Name + " " + rec.Version + " " + rec.Commit
 }
 
-func (u *upload) stages() []stage {
-	if u.opts.Target == "manual" {
-		return []stage{docsStage{}}
-	}
-	return uploadStages
-}
-
-func (u *upload) where(step string) string {
-	t := u.t
-	switch step {
-	case "cache":
-		if t.CacheURI != nil {
-			return t.CacheURI.Raw
-		}
-	case "images":
-		var repos []string
-		for _, it := range t.Env.Images {
-			repos = append(repos, it.Repository)
-		}
-		return strings.Join(repos, ", ")
-	case "releases", "manifest":
-		if t.Releases != nil {
-			return t.Releases.String()
-		}
-	case "docs":
-		if t.Docs != nil {
-			return t.Docs.String()
-		}
-	case "git":
-		return "git remote of " + t.Env.Name
-	}
-	return ""
-}
-
-// planSize says how much a step is about to publish, for the plan.
-func (u *upload) planSize(step string) string {
-	count := func(prefix string, copies int) string {
-		n, bytes := 0, int64(0)
-		for _, f := range u.rec.Files {
-			if strings.HasPrefix(f.Path, prefix) {
-				n++
-				bytes += f.Size
-			}
-		}
-		return fmt.Sprintf("%d objects, %s", n*copies, binarycache.Size(bytes*int64(copies)))
-	}
-	switch step {
-	case "cache":
-		drvs, outs := CacheRoots(u.p.Config, u.rec)
-		return fmt.Sprintf("closures of %d derivations and %d outputs", len(drvs), len(outs))
-	case "images":
-		return fmt.Sprintf("%d images to %d targets", len(u.rec.Images), len(u.t.Env.Images))
-	case "releases":
-		return count(u.rec.VersionDir+"/", 1)
-	case "docs":
-		return count("manual/", len(DocsPrefixes(u.rec.Name, u.rec.Major, u.official, u.stableAlias)))
-	case "manifest":
-		return "manifest.nix"
-	case "git":
-		return "branch and tag " + u.rec.Version
-	}
-	return ""
-}
-
 // preflight is SPEC §10.1: HEAD on the tag and clean (unless --no-check-git),
 // and the artifacts matching build.json.
-func (u *upload) preflight(ctx context.Context) error {
-	p, rec := u.p, u.rec
+func (r *run) preflight(ctx context.Context) error {
+	p, rec := r.p, r.rec
 	if rec.Version != p.Version.Version {
 		return fmt.Errorf("release/build.json is for %s, the version file says %s: run `releng build` again", rec.Version, p.Version.Version)
 	}
-	if !u.opts.NoCheckGit {
+	if !r.opts.NoCheckGit {
 		head, err := p.Git.Head(ctx)
 		if err != nil {
 			return err
@@ -295,7 +258,7 @@ func (u *upload) preflight(ctx context.Context) error {
 			return fmt.Errorf("release/build.json was built from %s, HEAD is %s: run `releng build` again", short(rec.Commit), short(head))
 		}
 	}
-	if u.opts.Target == "all" && rec.Target != "all" {
+	if r.opts.Target == "all" && rec.Target != "all" {
 		return fmt.Errorf("release/build.json holds only the %s: run `releng build` (without --target) before uploading everything, or pass --target manual", rec.Target)
 	}
 	problems, err := rec.Check(p.ReleaseDir())
@@ -312,32 +275,5 @@ func (u *upload) preflight(ctx context.Context) error {
 	return nil
 }
 
-// checkAccess makes one cheap authenticated request per bucket, so that bad
-// credentials stop the upload before anything is published.
-func (u *upload) checkAccess(ctx context.Context) error {
-	for _, b := range []bucket.Bucket{u.t.Releases, u.t.Docs, u.t.Cache} {
-		if b == nil {
-			continue
-		}
-		if _, err := b.List(ctx, "releng-access-check/", bucket.ListOptions{}); err != nil && !errors.Is(err, bucket.ErrNotFound) {
-			return fmt.Errorf("cannot reach %s with these credentials: %w", b.String(), err)
-		}
-	}
-	return nil
-}
-
-func confirm(in io.Reader, w io.Writer, env, coloured string) error {
-	phrase := "I want to release this to " + env
-	fmt.Fprintf(w, "Type %q to publish to %s: ", phrase, coloured)
-	if in == nil {
-		return fmt.Errorf("environment %s needs confirmation and there is no input; pass --noconfirm", env)
-	}
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && line == "" {
-		return fmt.Errorf("environment %s needs confirmation (type %q, or pass --noconfirm): %v", env, phrase, err)
-	}
-	if strings.TrimSpace(line) != phrase {
-		return fmt.Errorf("confirmation phrase not typed; nothing was published")
-	}
-	return nil
-}
+// ErrNotConfirmed is returned when the confirmation phrase was not typed.
+var ErrNotConfirmed = errors.New("confirmation phrase not typed; nothing was published")

@@ -63,6 +63,9 @@ type Environment struct {
 	// built release: the steps done and the objects published.
 	PublishedSteps   []string `json:"published_steps"`
 	PublishedObjects int      `json:"published_objects"`
+	// Progress is, per step, what the journal records as sent against the
+	// totals of the step's plan.
+	Progress []journal.StepProgress `json:"progress,omitempty"`
 }
 
 // Collect gathers the status of p from local state only.
@@ -112,12 +115,12 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		release := st.Name + " " + st.Artifacts.Version + " " + st.Artifacts.Commit
 		for i := range st.Environments {
 			e := &st.Environments[i]
-			steps, objects, err := journal.Summary(filepath.Join(p.StateDir(), e.Name+".journal"), release)
+			steps, objects, progress, err := journal.Summary(filepath.Join(p.StateDir(), e.Name+".journal"), release)
 			if err != nil {
 				return nil, err
 			}
 			sort.Strings(steps)
-			e.PublishedSteps, e.PublishedObjects = steps, objects
+			e.PublishedSteps, e.PublishedObjects, e.Progress = steps, objects, progress
 		}
 	}
 	return st, nil

@@ -1,28 +1,30 @@
-package binarycache
+package cli
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/plan"
 )
 
-func TestProgress(t *testing.T) {
+func TestCacheProgress(t *testing.T) {
 	path := nixstore.StorePath{Dir: "/nix/store", Hash: "0123456789abcdfghijklmnpqrsvwxyz", Name: "hello-1.0"}
-	events := []Event{
-		{Kind: EventStart, Total: 3},
-		{Kind: EventChecked, Path: path, Missing: true},
-		{Kind: EventChecked}, {Kind: EventChecked},
-		{Kind: EventPlan, Total: 1, Bytes: 3 << 20},
-		{Kind: EventNARStart, Path: path, Bytes: 3 << 20},
-		{Kind: EventNARBytes, Path: path, Bytes: 3 << 20},
-		{Kind: EventNARDone, Path: path, Bytes: 3 << 20, FileSize: 1 << 20},
-		{Kind: EventPublished, Path: path, Bytes: 3 << 20, FileSize: 1 << 20},
+	events := []binarycache.Event{
+		{Kind: binarycache.EventStart, Total: 3},
+		{Kind: binarycache.EventChecked, Path: path, Missing: true},
+		{Kind: binarycache.EventChecked}, {Kind: binarycache.EventChecked},
+		{Kind: binarycache.EventPlan, Total: 1, Bytes: 3 << 20},
+		{Kind: binarycache.EventNARStart, Path: path, Bytes: 3 << 20},
+		{Kind: binarycache.EventNARBytes, Path: path, Bytes: 3 << 20},
+		{Kind: binarycache.EventNARDone, Path: path, Bytes: 3 << 20, FileSize: 1 << 20},
+		{Kind: binarycache.EventPublished, Path: path, Bytes: 3 << 20, FileSize: 1 << 20},
 	}
 	for _, terminal := range []bool{false, true} {
 		var b bytes.Buffer
-		p := NewProgress(&b, terminal)
+		p := newCacheProgress(&b, terminal)
 		for _, e := range events {
 			p.Event(e)
 		}
@@ -47,8 +49,8 @@ func TestProgress(t *testing.T) {
 
 func TestSize(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 3 << 20: "3.0 MiB", 5 << 30: "5.0 GiB"} {
-		if got := Size(n); got != want {
-			t.Errorf("Size(%d) = %q, want %q", n, got, want)
+		if got := plan.Size(n); got != want {
+			t.Errorf("plan.Size(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

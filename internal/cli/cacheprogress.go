@@ -1,17 +1,19 @@
-package binarycache
+package cli
 
 import (
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/releng-project/releng/internal/binarycache"
+	"github.com/releng-project/releng/internal/plan"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// Progress renders the events of a push on a stream (stderr): a bar per
+// cacheProgress renders the events of a push on a stream (stderr): a bar per
 // phase on a terminal, plain lines otherwise (CI logs).
-type Progress struct {
+type cacheProgress struct {
 	w        io.Writer
 	terminal bool
 
@@ -27,44 +29,44 @@ type Progress struct {
 	check, nar, paths *mpb.Bar
 }
 
-// NewProgress returns a Progress writing to w; terminal selects bars.
-func NewProgress(w io.Writer, terminal bool) *Progress {
-	return &Progress{w: w, terminal: terminal}
+// newCacheProgress returns a cacheProgress writing to w; terminal selects bars.
+func newCacheProgress(w io.Writer, terminal bool) *cacheProgress {
+	return &cacheProgress{w: w, terminal: terminal}
 }
 
-// Event is a PushOptions.OnEvent.
-func (pr *Progress) Event(e Event) {
+// Event is a binarycache.PushOptions.OnEvent.
+func (pr *cacheProgress) Event(e binarycache.Event) {
 	if pr.terminal {
 		pr.bars(e)
 		return
 	}
 	switch e.Kind {
-	case EventStart:
+	case binarycache.EventStart:
 		pr.total = e.Total
 		fmt.Fprintf(pr.w, "checking %d paths\n", e.Total)
-	case EventChecked:
+	case binarycache.EventChecked:
 		pr.checked++
-	case EventPlan:
+	case binarycache.EventPlan:
 		pr.narTotal = e.Bytes
-		fmt.Fprintf(pr.w, "%d paths to push (%s of NAR), %d already in the cache\n", e.Total, Size(e.Bytes), pr.checked-e.Total)
-	case EventNARBytes:
+		fmt.Fprintf(pr.w, "%d paths to push (%s of NAR), %d already in the cache\n", e.Total, plan.Size(e.Bytes), pr.checked-e.Total)
+	case binarycache.EventNARBytes:
 		pr.narDone += e.Bytes
 		if time.Since(pr.lastBytes) >= 5*time.Second {
 			pr.lastBytes = time.Now()
-			fmt.Fprintf(pr.w, "serialised %s of %s\n", Size(pr.narDone), Size(pr.narTotal))
+			fmt.Fprintf(pr.w, "serialised %s of %s\n", plan.Size(pr.narDone), plan.Size(pr.narTotal))
 		}
-	case EventNARDone:
+	case binarycache.EventNARDone:
 		if e.Reused {
 			fmt.Fprintf(pr.w, "NAR of %s already uploaded by an interrupted push\n", e.Path)
 		}
-	case EventPublished:
-		fmt.Fprintf(pr.w, "pushed %s (%s → %s)\n", e.Path, Size(e.Bytes), Size(e.FileSize))
+	case binarycache.EventPublished:
+		fmt.Fprintf(pr.w, "pushed %s (%s → %s)\n", e.Path, plan.Size(e.Bytes), plan.Size(e.FileSize))
 	}
 }
 
-func (pr *Progress) bars(e Event) {
+func (pr *cacheProgress) bars(e binarycache.Event) {
 	switch e.Kind {
-	case EventStart:
+	case binarycache.EventStart:
 		pr.p = mpb.New(mpb.WithOutput(pr.w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 		pr.check = pr.p.AddBar(int64(e.Total),
 			mpb.PrependDecorators(decor.Name("checking  ", decor.WC{W: 10}), decor.CountersNoUnit("%d / %d")),
@@ -72,9 +74,9 @@ func (pr *Progress) bars(e Event) {
 		if e.Total == 0 {
 			pr.check.SetTotal(0, true)
 		}
-	case EventChecked:
+	case binarycache.EventChecked:
 		pr.check.Increment()
-	case EventPlan:
+	case binarycache.EventPlan:
 		pr.check.SetTotal(-1, true)
 		pr.nar = pr.p.AddBar(e.Bytes,
 			mpb.PrependDecorators(decor.Name("uploading ", decor.WC{W: 10}), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
@@ -86,19 +88,19 @@ func (pr *Progress) bars(e Event) {
 			pr.nar.SetTotal(0, true)
 			pr.paths.SetTotal(0, true)
 		}
-	case EventNARBytes:
+	case binarycache.EventNARBytes:
 		pr.nar.IncrInt64(e.Bytes)
-	case EventNARDone:
+	case binarycache.EventNARDone:
 		if e.Reused {
 			pr.nar.IncrInt64(e.Bytes)
 		}
-	case EventPublished:
+	case binarycache.EventPublished:
 		pr.paths.Increment()
 	}
 }
 
 // Done ends the bars (after Push returned); failed aborts them.
-func (pr *Progress) Done(failed bool) {
+func (pr *cacheProgress) Done(failed bool) {
 	if pr.p == nil {
 		return
 	}
@@ -114,18 +116,4 @@ func (pr *Progress) Done(failed bool) {
 	}
 	pr.p.Wait()
 	pr.p = nil
-}
-
-// Size formats a byte count with binary units.
-func Size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

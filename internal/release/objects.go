@@ -1,0 +1,252 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/releng-project/releng/internal/artifacts"
+	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/journal"
+	"github.com/releng-project/releng/internal/plan"
+)
+
+// This file is the one description of how the bucket stages (releases,
+// docs, manifest) plan, send and read back files of release/.
+
+// fileObject is a file of release/ to publish under key.
+type fileObject struct {
+	key  string
+	file artifacts.File
+}
+
+// objectChecks bounds the HEAD requests of a plan in flight.
+const objectChecks = 16
+
+// planFiles asks b about every file: present (same size and checksum),
+// changed, or new. With mirror set, it lists the prefix once instead (with
+// checksums) and plans to delete what is there but not among files.
+func (r *run) planFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket, files []fileObject, mirror string) error {
+	objs := make([]plan.Object, len(files))
+	for i, f := range files {
+		objs[i] = plan.Object{Dest: b.String(), Key: f.key, Kind: plan.KindFile, Size: f.file.Size, Digest: "sha256:" + f.file.SHA256,
+			Source: filepath.Join(r.p.ReleaseDir(), filepath.FromSlash(f.file.Path))}
+	}
+	decide := func(o *plan.Object, info bucket.ObjectInfo, found bool) {
+		switch {
+		case !found:
+			o.Why = plan.New
+		case bucket.SameObject(info, o.Size, strings.TrimPrefix(o.Digest, "sha256:")):
+			o.Why = plan.Present
+		default:
+			o.Why = plan.Changed
+			o.Detail = fmt.Sprintf("the destination has %d bytes, sha256 %s", info.Size, orUnknown(info.SHA256))
+		}
+	}
+	if mirror != "" {
+		listed, err := b.List(ctx, mirror, bucket.ListOptions{Recursive: true, SHA256: true})
+		if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			return err
+		}
+		have := map[string]bucket.ObjectInfo{}
+		for _, o := range listed {
+			if !o.IsPrefix {
+				have[o.Key] = o
+			}
+		}
+		want := map[string]bool{}
+		for i := range objs {
+			info, ok := have[objs[i].Key]
+			decide(&objs[i], info, ok)
+			want[objs[i].Key] = true
+		}
+		pl.Objects = append(pl.Objects, objs...)
+		for _, o := range listed {
+			if !o.IsPrefix && !want[o.Key] {
+				pl.Add(plan.Object{Dest: b.String(), Key: o.Key, Kind: plan.KindFile, Size: o.Size, Why: plan.Delete, Detail: "no longer in the manual"})
+			}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(objectChecks)
+	for i := range objs {
+		g.Go(func() error {
+			info, err := b.Stat(gctx, objs[i].Key)
+			if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+				return err
+			}
+			decide(&objs[i], info, err == nil)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	pl.Objects = append(pl.Objects, objs...)
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// runFiles executes a bucket stage's plan: each object to send is checked
+// once more and sent, each object to delete deleted; both journaled.
+func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Published, error) {
+	var pub Published
+	for _, o := range pl.Objects {
+		switch {
+		case o.Sends():
+			sent, err := r.putFile(ctx, pl.Stage, b, o)
+			if err != nil {
+				return pub, err
+			}
+			if sent {
+				pub.Sent++
+				pub.Bytes += o.Size
+			}
+		case o.Why == plan.Delete:
+			if err := b.Delete(ctx, o.Key); err != nil {
+				return pub, err
+			}
+			if err := r.j.Append(journal.Entry{Kind: "deleted", Step: pl.Stage, Key: bucket.ObjectURL(b, o.Key)}); err != nil {
+				return pub, err
+			}
+			pub.Deleted++
+			continue
+		}
+		pub.Objects++
+	}
+	return pub, nil
+}
+
+// resumableThreshold is the size from which files go up in resumable parts.
+const resumableThreshold = 64 << 20
+
+// putFile sends one planned object unless the destination has it by now
+// (same size and checksum); it journals the object, and the parts of a
+// large upload so that an interrupted one resumes.
+func (r *run) putFile(ctx context.Context, step string, b bucket.Bucket, o plan.Object) (bool, error) {
+	url := bucket.ObjectURL(b, o.Key)
+	sum := strings.TrimPrefix(o.Digest, "sha256:")
+	entry := journal.Entry{Kind: "object", Step: step, Key: url, Size: o.Size, SHA256: sum}
+	if info, err := b.Stat(ctx, o.Key); err == nil && bucket.SameObject(info, o.Size, sum) {
+		entry.Note = "already there"
+		return false, r.j.Append(entry)
+	} else if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+		return false, err
+	}
+	fh, err := os.Open(o.Source)
+	if err != nil {
+		return false, err
+	}
+	defer fh.Close()
+	popts := bucket.PutOptions{ContentType: contentType(o.Key), SHA256: sum}
+	if o.Size >= resumableThreshold {
+		state, _ := r.j.Upload(url)
+		if state.SHA256 != "" && state.SHA256 != sum {
+			state = bucket.UploadState{}
+		}
+		_, err = b.PutResumable(ctx, o.Key, fh, o.Size, bucket.ResumableOptions{
+			PutOptions: popts,
+			State:      state,
+			OnStart: func(s bucket.UploadState) error {
+				state = s
+				return r.j.Append(journal.Entry{Kind: "upload", Key: url, Upload: &s})
+			},
+			OnPart: func(part bucket.Part) error {
+				state.Parts = append(state.Parts, part)
+				s := state
+				return r.j.Append(journal.Entry{Kind: "upload", Key: url, Upload: &s})
+			},
+		})
+	} else {
+		_, err = b.Put(ctx, o.Key, fh, o.Size, popts)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, r.j.Append(entry)
+}
+
+// verifyFiles reads back every object of a bucket stage's plan: each file
+// must have the planned size and checksum; each deleted one must be gone.
+func verifyFiles(ctx context.Context, b bucket.Bucket, pl *plan.Plan) []Check {
+	checks := make([]Check, len(pl.Objects))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(objectChecks)
+	for i, o := range pl.Objects {
+		g.Go(func() error {
+			checks[i] = checkObject(gctx, pl.Stage, b, o)
+			return nil
+		})
+	}
+	g.Wait()
+	return checks
+}
+
+func checkObject(ctx context.Context, what string, b bucket.Bucket, o plan.Object) Check {
+	c := Check{What: what, Object: bucket.ObjectURL(b, o.Key)}
+	if o.Why == plan.Delete {
+		_, err := b.Stat(ctx, o.Key)
+		switch {
+		case errors.Is(err, bucket.ErrNotFound):
+			c.OK, c.Detail = true, "deleted (no longer published)"
+		case err != nil:
+			c.Detail = err.Error()
+		default:
+			c.Detail = "still there, but no longer part of the release: run `releng upload` again"
+		}
+		return c
+	}
+	rc, err := b.Get(ctx, o.Key)
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	sum := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	switch {
+	case n != o.Size:
+		c.Detail = fmt.Sprintf("size %d, build.json says %d", n, o.Size)
+	case sum != o.Digest:
+		c.Detail = fmt.Sprintf("%s, build.json says %s", sum, o.Digest)
+	default:
+		c.OK = true
+	}
+	return c
+}
+
+func contentType(key string) string {
+	base := path.Base(key)
+	switch {
+	case strings.HasSuffix(base, ".tar.gz"), strings.HasSuffix(base, ".tgz"):
+		return "application/gzip"
+	case strings.HasSuffix(base, ".nix"), strings.HasSuffix(base, ".sha256"), base == "SHA256SUMS":
+		return "text/plain; charset=utf-8"
+	}
+	if t := mime.TypeByExtension(path.Ext(base)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
