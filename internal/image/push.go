@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/releng-project/releng/internal/image/layering"
 	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/image/registry"
+	"github.com/releng-project/releng/internal/plan"
 )
 
 // Source is one system's image to push; exactly one field is set.
@@ -61,6 +63,12 @@ type PushOptions struct {
 	Progress func(string)
 	// UserAgent is sent to registries.
 	UserAgent string
+	// Sent, when set, is told of every object Push sends, once it is at
+	// the destination — each blob uploaded or mounted, each image
+	// manifest put, each tag put — as the plan.Object PlanPush gives it
+	// (Why New, or Changed for a tag that named another index; a mount
+	// says so in Detail). Calls are serialised.
+	Sent func(plan.Object)
 }
 
 // PushResult says what a push did.
@@ -90,20 +98,28 @@ func (o *PushOptions) say(format string, args ...any) {
 	}
 }
 
+func (o *PushOptions) sent(obj plan.Object) {
+	if o.Sent != nil {
+		o.Sent(obj)
+	}
+}
+
 // CheckAccess checks, sending nothing that stays, that the credentials
 // found for dest allow pushing there (SPEC §10.1).
 func CheckAccess(ctx context.Context, dest string, opts PushOptions) error {
-	t, err := openTarget(ctx, dest, opts)
+	t, err := openTarget(ctx, dest, opts, false)
 	if err != nil {
 		return err
 	}
 	return t.CheckPush(ctx)
 }
 
-func openTarget(ctx context.Context, dest string, opts PushOptions) (registry.Target, error) {
+// openTarget opens dest with the connection settings of opts; readOnly
+// creates nothing and asks a registry for pull access only.
+func openTarget(ctx context.Context, dest string, opts PushOptions, readOnly bool) (registry.Target, error) {
 	return registry.Open(ctx, dest, registry.Options{
 		Insecure: opts.Insecure, Keychain: opts.Keychain, Transport: opts.Transport,
-		ChunkSize: opts.ChunkSize, UserAgent: opts.UserAgent,
+		ChunkSize: opts.ChunkSize, UserAgent: opts.UserAgent, ReadOnly: readOnly,
 	})
 }
 
@@ -112,6 +128,7 @@ type pLayer struct {
 	mediaType string
 	known     *layer.Digests // digests known before sending (layout, archive, cache)
 	key       string         // layer cache key, "" for none
+	source    string         // where the bytes come from, for plans
 	file      string         // blob file (layout)
 	write     func(io.Writer) error
 	comp      layer.Compression
@@ -124,6 +141,7 @@ type pLayer struct {
 // pImage is one platform's image on its way to a target.
 type pImage struct {
 	system   string
+	source   string // the layout or archive it comes from ("" from the store)
 	platform oci.Platform
 	labels   map[string]string
 	layers   []*pLayer
@@ -137,75 +155,143 @@ type pImage struct {
 // same registry when the cache knows one), each image manifest untagged,
 // then one OCI index with a platform entry per image and the images'
 // labels as annotations, put to every tag.
+//
+// What is already there is not sent again: a blob the destination has, a
+// manifest it holds by digest, a tag that names the same index. PlanPush
+// says beforehand what Push sends.
 func Push(ctx context.Context, sources []Source, opts PushOptions) (*PushResult, error) {
 	start := time.Now()
+	imgs, target, err := prepareAll(ctx, sources, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	if f := opts.Sent; f != nil {
+		var mu sync.Mutex
+		opts.Sent = func(o plan.Object) { mu.Lock(); defer mu.Unlock(); f(o) }
+	}
+	dest := target.String()
+	res := &PushResult{Dest: dest, Tags: opts.Tags}
+	var manifests []oci.Descriptor
+	for _, img := range imgs {
+		desc, err := pushImage(ctx, target, img, opts, res)
+		if err != nil {
+			return nil, fmt.Errorf("push %s image to %s: %w", img.system, dest, err)
+		}
+		manifests = append(manifests, desc)
+		res.Images = append(res.Images, PushedImage{System: img.system, Platform: img.platform, Manifest: desc})
+	}
+	ib, err := indexBlob(imgs, manifests, opts.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	res.Index = oci.Descriptor{MediaType: oci.MediaTypeIndex, Digest: oci.Digest(ib), Size: int64(len(ib))}
+	for _, tag := range distinct(opts.Tags) {
+		var now oci.Descriptor
+		var found bool
+		if err := withRetry(ctx, func() (err error) { now, found, err = target.Resolve(ctx, tag); return }); err != nil {
+			return nil, fmt.Errorf("tag %s:%s: %w", dest, tag, err)
+		}
+		if found && now.Digest == res.Index.Digest {
+			opts.say("%s:%s already names %s", dest, tag, res.Index.Digest)
+			continue
+		}
+		if err := putIndex(ctx, target, tag, ib, opts.IndexRetry); err != nil {
+			return nil, fmt.Errorf("tag %s:%s: %w", dest, tag, err)
+		}
+		obj := tagObject(dest, tag, res.Index)
+		if found {
+			obj.Why, obj.Detail = plan.Changed, "named "+now.Digest
+		}
+		opts.sent(obj)
+		opts.say("tagged %s:%s → %s", dest, tag, res.Index.Digest)
+	}
+	res.Stats = target.Stats()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// prepareAll reads and checks every source, then opens opts.Dest
+// (readOnly: creating nothing, asking for pull access only): nothing is
+// requested before all sources are valid.
+func prepareAll(ctx context.Context, sources []Source, opts PushOptions, readOnly bool) ([]*pImage, registry.Target, error) {
 	if len(sources) == 0 {
-		return nil, errors.New("nothing to push")
+		return nil, nil, errors.New("nothing to push")
 	}
 	if len(opts.Tags) == 0 {
-		return nil, errors.New("no tags to push: give at least one")
+		return nil, nil, errors.New("no tags to push: give at least one")
 	}
 	for _, tag := range opts.Tags {
 		if err := registry.ValidTag(tag); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	// Everything is read and checked before the first request.
 	var imgs []*pImage
 	seen := map[string]string{}
 	for _, s := range sources {
 		img, err := prepare(s, opts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		key := img.platform.OS + "/" + img.platform.Architecture + "/" + img.platform.Variant
 		if prev, dup := seen[key]; dup {
-			return nil, fmt.Errorf("two images for platform %s (%s and %s): an index holds one per platform", key, prev, img.system)
+			return nil, nil, fmt.Errorf("two images for platform %s (%s and %s): an index holds one per platform", key, prev, img.system)
 		}
 		seen[key] = img.system
 		imgs = append(imgs, img)
 	}
-	target, err := openTarget(ctx, opts.Dest, opts)
-	if err != nil {
-		return nil, err
-	}
-	res := &PushResult{Dest: opts.Dest, Tags: opts.Tags}
-	index := oci.Index{SchemaVersion: 2, MediaType: oci.MediaTypeIndex, Annotations: map[string]string{}}
-	for _, img := range imgs {
-		desc, err := pushImage(ctx, target, img, opts, res)
-		if err != nil {
-			return nil, fmt.Errorf("push %s image to %s: %w", img.system, opts.Dest, err)
+	t, err := openTarget(ctx, opts.Dest, opts, readOnly)
+	return imgs, t, err
+}
+
+// distinct drops repeated tags (templates giving the same tag twice).
+func distinct(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// indexBlob is the index Push puts to every tag: a platform entry per
+// image manifest, in the order of the sources, annotated with the images'
+// labels (the first image's value wins) and then opts' annotations.
+func indexBlob(imgs []*pImage, manifests []oci.Descriptor, annotations map[string]string) ([]byte, error) {
+	index := oci.Index{SchemaVersion: 2, MediaType: oci.MediaTypeIndex, Annotations: map[string]string{}}
+	for i, img := range imgs {
 		platform := img.platform
-		desc.Platform = &platform
-		index.Manifests = append(index.Manifests, desc)
-		res.Images = append(res.Images, PushedImage{System: img.system, Platform: platform, Manifest: oci.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}})
+		index.Manifests = append(index.Manifests, oci.Descriptor{MediaType: manifests[i].MediaType, Digest: manifests[i].Digest, Size: manifests[i].Size, Platform: &platform})
 		for k, v := range img.labels {
 			if _, ok := index.Annotations[k]; !ok {
 				index.Annotations[k] = v
 			}
 		}
 	}
-	for k, v := range opts.Annotations {
+	for k, v := range annotations {
 		index.Annotations[k] = v
 	}
 	if len(index.Annotations) == 0 {
 		index.Annotations = nil
 	}
-	ib, err := json.Marshal(index)
-	if err != nil {
-		return nil, err
+	return json.Marshal(index)
+}
+
+// imageBlobs are the config and the manifest of img for layers with
+// these digests.
+func imageBlobs(img *pImage, digests []layer.Digests) (cfg, man []byte, err error) {
+	descs := make([]oci.Descriptor, len(img.layers))
+	for i, l := range img.layers {
+		descs[i] = oci.Descriptor{MediaType: l.mediaType, Digest: digests[i].Digest, Size: digests[i].Size}
 	}
-	res.Index = oci.Descriptor{MediaType: oci.MediaTypeIndex, Digest: oci.Digest(ib), Size: int64(len(ib))}
-	for _, tag := range opts.Tags {
-		if err := putIndex(ctx, target, tag, ib, opts.IndexRetry); err != nil {
-			return nil, fmt.Errorf("tag %s:%s: %w", opts.Dest, tag, err)
-		}
-		opts.say("tagged %s:%s → %s", opts.Dest, tag, res.Index.Digest)
+	if cfg, err = img.config(digests); err != nil {
+		return nil, nil, err
 	}
-	res.Stats = target.Stats()
-	res.Duration = time.Since(start)
-	return res, nil
+	man = img.manifest
+	if man == nil {
+		man, err = manifestBlob(cfg, descs)
+	}
+	return cfg, man, err
 }
 
 // putIndex puts the index to tag, retrying 404s (a registry that does not
@@ -248,7 +334,7 @@ func prepare(s Source, opts PushOptions) (*pImage, error) {
 		}
 		img := &pImage{system: p.In.System, platform: p.Platform, labels: p.In.Config.Labels, config: p.ConfigBlob}
 		for _, l := range p.Layers {
-			pl := &pLayer{mediaType: p.In.Compression.MediaType(), key: l.Key, write: l.write, comp: p.In.Compression, narSize: l.Size}
+			pl := &pLayer{mediaType: p.In.Compression.MediaType(), key: l.Key, write: l.write, comp: p.In.Compression, narSize: l.Size, source: layerSource(l)}
 			if d, ok := opts.Cache.Get(l.Key); ok {
 				pl.known = &d
 			}
@@ -257,12 +343,12 @@ func prepare(s Source, opts PushOptions) (*pImage, error) {
 		return img, nil
 	case s.Archive != nil:
 		a := s.Archive
-		img := &pImage{system: systemOf(a.Platform), platform: a.Platform, labels: a.ConfigFile.Config.Labels, arch: a}
+		img := &pImage{system: systemOf(a.Platform), source: a.Path, platform: a.Platform, labels: a.ConfigFile.Config.Labels, arch: a}
 		cfg := a.Config
 		img.config = func([]layer.Digests) ([]byte, error) { return cfg, nil }
 		for i := range a.Layers {
 			al := &a.Layers[i]
-			pl := &pLayer{arch: al, comp: layer.Gzip}
+			pl := &pLayer{arch: al, comp: layer.Gzip, source: a.Path}
 			switch al.Compression {
 			case "gzip", "zstd":
 				pl.mediaType = layer.Compression(al.Compression).MediaType()
@@ -346,7 +432,7 @@ func prepareLayout(dir string) (*pImage, error) {
 	if md.Platform != nil {
 		platform = *md.Platform
 	}
-	img := &pImage{system: systemOf(platform), platform: platform, labels: cf.Config.Labels, manifest: mb}
+	img := &pImage{system: systemOf(platform), source: dir, platform: platform, labels: cf.Config.Labels, manifest: mb}
 	img.config = func([]layer.Digests) ([]byte, error) { return cb, nil }
 	for i, l := range m.Layers {
 		if err := registry.ValidDigest(l.Digest); err != nil {
@@ -356,7 +442,7 @@ func prepareLayout(dir string) (*pImage, error) {
 		if st, err := os.Stat(file); err != nil || st.Size() != l.Size {
 			return nil, fmt.Errorf("OCI layout %s: layer %s is missing or has the wrong size: run `releng image build` again", dir, l.Digest)
 		}
-		img.layers = append(img.layers, &pLayer{mediaType: l.MediaType, file: file,
+		img.layers = append(img.layers, &pLayer{mediaType: l.MediaType, file: file, source: file,
 			known: &layer.Digests{Digest: l.Digest, Size: l.Size, DiffID: cf.RootFS.DiffIDs[i]}})
 	}
 	return img, nil
@@ -388,13 +474,20 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 	var mu sync.Mutex
 	count := func(p *int) { mu.Lock(); *p++; mu.Unlock() }
 
-	// 1. What is there already.
+	dest := t.String()
+	// 1. What is there already. A blob twice in the image (the same
+	// digest) is asked for, and sent, once.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(njobs)
+	first := map[string]*pLayer{}
 	for _, l := range img.layers {
 		if l.known == nil {
 			continue
 		}
+		if first[l.known.Digest] != nil {
+			continue
+		}
+		first[l.known.Digest] = l
 		g.Go(func() error {
 			var ok bool
 			err := withRetry(gctx, func() (err error) { ok, err = t.HasBlob(gctx, l.known.Digest); return })
@@ -407,6 +500,9 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 				}
 				if ok {
 					count(&res.Mounted)
+					obj := blobObject(dest, *l.known, l.source)
+					obj.Detail = "mounted from another repository of the registry"
+					opts.sent(obj)
 				}
 			} else if ok {
 				count(&res.Present)
@@ -423,6 +519,14 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 	var missing []*pLayer
 	var bytes int64
 	for _, l := range img.layers {
+		if l.known != nil && first[l.known.Digest] != l {
+			// The same blob as an earlier layer: present or sent with it.
+			l.present, l.final = first[l.known.Digest].present, *l.known
+			if l.present {
+				count(&res.Present)
+			}
+			continue
+		}
 		if !l.present {
 			missing = append(missing, l)
 			if l.known != nil {
@@ -449,7 +553,13 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 		}
 		g.SetLimit(limit)
 		for _, l := range missing {
-			g.Go(func() error { return sendLayer(gctx, t, l, opts, res, &mu) })
+			g.Go(func() error {
+				if err := sendLayer(gctx, t, l, opts, res, &mu); err != nil {
+					return err
+				}
+				opts.sent(blobObject(dest, l.final, l.source))
+				return nil
+			})
 		}
 		if err := g.Wait(); err != nil {
 			return oci.Descriptor{}, err
@@ -457,14 +567,22 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 	}
 	res.Uploaded += len(missing)
 
+	if img.arch != nil {
+		reported := map[string]bool{}
+		for _, l := range missing {
+			if !reported[l.final.Digest] {
+				reported[l.final.Digest] = true
+				opts.sent(blobObject(dest, l.final, l.source))
+			}
+		}
+	}
+
 	// 3. Config and manifest.
 	digests := make([]layer.Digests, len(img.layers))
-	descs := make([]oci.Descriptor, len(img.layers))
 	for i, l := range img.layers {
 		digests[i] = l.final
-		descs[i] = oci.Descriptor{MediaType: l.mediaType, Digest: l.final.Digest, Size: l.final.Size}
 	}
-	cfg, err := img.config(digests)
+	cfg, man, err := imageBlobs(img, digests)
 	if err != nil {
 		return oci.Descriptor{}, err
 	}
@@ -477,23 +595,25 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 		if err := withRetry(ctx, func() error { return t.PutBlob(ctx, cd, int64(len(cfg)), strings.NewReader(string(cfg))) }); err != nil {
 			return oci.Descriptor{}, fmt.Errorf("config: %w", err)
 		}
-	}
-	man := img.manifest
-	if man == nil {
-		if man, err = manifestBlob(cfg, descs); err != nil {
-			return oci.Descriptor{}, err
-		}
+		opts.sent(blobObject(dest, layer.Digests{Digest: cd, Size: int64(len(cfg))}, img.source))
 	}
 	md := oci.Digest(man)
-	if err := withRetry(ctx, func() error { return t.PutManifest(ctx, md, oci.MediaTypeManifest, man) }); err != nil {
-		return oci.Descriptor{}, fmt.Errorf("manifest: %w", err)
+	mdesc := oci.Descriptor{MediaType: oci.MediaTypeManifest, Digest: md, Size: int64(len(man))}
+	if err := withRetry(ctx, func() (err error) { _, has, err = t.Resolve(ctx, md); return }); err != nil {
+		return oci.Descriptor{}, err
+	}
+	if !has {
+		if err := withRetry(ctx, func() error { return t.PutManifest(ctx, md, oci.MediaTypeManifest, man) }); err != nil {
+			return oci.Descriptor{}, fmt.Errorf("manifest: %w", err)
+		}
+		opts.sent(manifestObject(dest, img, mdesc))
 	}
 	if remote != nil {
 		for _, d := range append(digests, layer.Digests{Digest: cd}) {
 			opts.Cache.AddLocation(d.Digest, remote.Repository())
 		}
 	}
-	return oci.Descriptor{MediaType: oci.MediaTypeManifest, Digest: md, Size: int64(len(man))}, nil
+	return mdesc, nil
 }
 
 func weight(l *pLayer) int64 {

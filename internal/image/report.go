@@ -83,7 +83,7 @@ func Layers(ctx context.Context, in *Input, opts ReportOptions) (*LayersReport, 
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	t, err := openTarget(ctx, opts.Against, opts.Push)
+	t, err := openTarget(ctx, opts.Against, opts.Push, true)
 	if err != nil {
 		return nil, err
 	}

@@ -22,35 +22,69 @@ import (
 // blobs/sha256/, tags as entries of index.json annotated with
 // org.opencontainers.image.ref.name.
 type Dir struct {
-	dir string
-	mu  sync.Mutex // index.json
-	c   counters
+	dir      string
+	readOnly bool
+	mu       sync.Mutex // index.json
+	c        counters
 }
 
 // OpenDir opens (creating it if needed) an OCI layout at dir.
 func OpenDir(dir string) (*Dir, error) {
 	if dir == "" {
-		return nil, fmt.Errorf("oci: needs a directory, e.g. oci:release/local/images")
+		return nil, fmt.Errorf("%s needs a directory, e.g. %srelease/local/images", OCIPrefix, OCIPrefix)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
-	marker := filepath.Join(dir, "oci-layout")
-	if data, err := os.ReadFile(marker); err == nil {
-		var v struct {
-			Version string `json:"imageLayoutVersion"`
-		}
-		if json.Unmarshal(data, &v) != nil || v.Version == "" {
-			return nil, fmt.Errorf("%s is not an OCI layout marker; use an empty directory for oci:", marker)
-		}
-	} else if errors.Is(err, os.ErrNotExist) {
-		if err := fsutil.WriteFileAtomic(marker, []byte(oci.LayoutFile), 0o644); err != nil {
-			return nil, err
-		}
-	} else {
+	found, err := checkMarker(dir)
+	if err != nil {
 		return nil, err
 	}
+	if !found {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, "oci-layout"), []byte(oci.LayoutFile), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	return &Dir{dir: dir}, nil
+}
+
+// OpenDirReadOnly opens the OCI layout at dir to read it, creating
+// nothing: a directory that does not exist reads as an empty layout.
+func OpenDirReadOnly(dir string) (*Dir, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%s needs a directory, e.g. %srelease/local/images", OCIPrefix, OCIPrefix)
+	}
+	if _, err := checkMarker(dir); err != nil {
+		return nil, err
+	}
+	return &Dir{dir: dir, readOnly: true}, nil
+}
+
+// checkMarker checks dir's oci-layout file, if it has one.
+func checkMarker(dir string) (found bool, err error) {
+	marker := filepath.Join(dir, "oci-layout")
+	data, err := fsutil.ReadFile(marker, fsutil.MaxSmallState)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var v struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if json.Unmarshal(data, &v) != nil || v.Version == "" {
+		return false, fmt.Errorf("%s is not an OCI layout marker; use an empty directory for %s", marker, OCIPrefix)
+	}
+	return true, nil
+}
+
+// writable refuses writes to a layout opened read-only.
+func (d *Dir) writable() error {
+	if d.readOnly {
+		return fmt.Errorf("OCI layout %s was opened to be read only", d.dir)
+	}
+	return nil
 }
 
 func (d *Dir) String() string { return OCIPrefix + d.dir }
@@ -97,6 +131,9 @@ func (d *Dir) PutBlob(ctx context.Context, digest string, size int64, r io.Reade
 
 // StreamBlob writes a temporary file and renames it to its digest.
 func (d *Dir) StreamBlob(ctx context.Context, write func(io.Writer) (string, error)) (int64, error) {
+	if err := d.writable(); err != nil {
+		return 0, err
+	}
 	tmp, err := os.CreateTemp(filepath.Join(d.dir, "blobs", "sha256"), ".tmp-")
 	if err != nil {
 		return 0, fmt.Errorf("OCI layout %s: %w", d.dir, err)
@@ -142,6 +179,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // PutManifest writes the body as a blob and, for a tag, points index.json's
 // entry for that tag at it (replacing an older one).
 func (d *Dir) PutManifest(ctx context.Context, ref, mediaType string, body []byte) error {
+	if err := d.writable(); err != nil {
+		return err
+	}
 	digest := oci.Digest(body)
 	if ValidDigest(ref) == nil && ref != digest {
 		return fmt.Errorf("%w: manifest has digest %s, not %s", ErrDigestMismatch, digest, ref)
@@ -183,7 +223,7 @@ func (d *Dir) PutManifest(ctx context.Context, ref, mediaType string, body []byt
 // ReadIndex reads index.json (an empty index if there is none).
 func (d *Dir) ReadIndex() (*oci.Index, error) {
 	p := filepath.Join(d.dir, "index.json")
-	data, err := os.ReadFile(p)
+	data, err := fsutil.ReadFile(p, fsutil.MaxManifestJSON)
 	if errors.Is(err, os.ErrNotExist) {
 		return &oci.Index{SchemaVersion: 2, MediaType: oci.MediaTypeIndex, Manifests: []oci.Descriptor{}}, nil
 	}
@@ -192,7 +232,7 @@ func (d *Dir) ReadIndex() (*oci.Index, error) {
 	}
 	var idx oci.Index
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, fmt.Errorf("%s: not an OCI index: %v (remove it, or use another oci: directory)", p, err)
+		return nil, fmt.Errorf("%s: not an OCI index: %v (remove it, or use another %s directory)", p, err, OCIPrefix)
 	}
 	return &idx, nil
 }
@@ -207,10 +247,103 @@ func (d *Dir) writeIndex(idx *oci.Index) error {
 
 // CheckPush checks that the directory is writable.
 func (d *Dir) CheckPush(ctx context.Context) error {
+	if err := d.writable(); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(filepath.Join(d.dir, "blobs", "sha256"), ".check-")
 	if err != nil {
 		return fmt.Errorf("OCI layout %s is not writable: %w", d.dir, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// StatBlob returns the size of the blob file.
+func (d *Dir) StatBlob(ctx context.Context, digest string) (int64, bool, error) {
+	if err := ValidDigest(digest); err != nil {
+		return 0, false, err
+	}
+	st, err := os.Stat(d.BlobPath(digest))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return st.Size(), true, nil
+}
+
+// ReadBlob opens the blob file.
+func (d *Dir) ReadBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
+	if err := ValidDigest(digest); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d.BlobPath(digest))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: blob %s: %w", d, digest, ErrNotFound)
+	}
+	return f, err
+}
+
+// Resolve looks a tag up in index.json, or a digest up among the blobs.
+func (d *Dir) Resolve(ctx context.Context, ref string) (oci.Descriptor, bool, error) {
+	if ValidDigest(ref) == nil {
+		desc, _, err := d.Manifest(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			return oci.Descriptor{}, false, nil
+		}
+		return desc, err == nil, err
+	}
+	if err := ValidTag(ref); err != nil {
+		return oci.Descriptor{}, false, err
+	}
+	idx, err := d.ReadIndex()
+	if err != nil {
+		return oci.Descriptor{}, false, err
+	}
+	for _, m := range idx.Manifests {
+		if m.Annotations[oci.AnnotationRefName] == ref {
+			return m, true, nil
+		}
+	}
+	return oci.Descriptor{}, false, nil
+}
+
+// Manifest reads the blob a tag or digest names; the descriptor's media
+// type is the one index.json gives a tag, or else the document's own.
+func (d *Dir) Manifest(ctx context.Context, ref string) (oci.Descriptor, []byte, error) {
+	desc := oci.Descriptor{Digest: ref}
+	if ValidDigest(ref) != nil {
+		var found bool
+		var err error
+		if desc, found, err = d.Resolve(ctx, ref); err != nil {
+			return oci.Descriptor{}, nil, err
+		}
+		if !found {
+			return oci.Descriptor{}, nil, fmt.Errorf("%s: tag %s: %w", d, ref, ErrNotFound)
+		}
+	}
+	f, err := d.ReadBlob(ctx, desc.Digest)
+	if err != nil {
+		return oci.Descriptor{}, nil, err
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, MaxManifest+1))
+	if err != nil {
+		return oci.Descriptor{}, nil, err
+	}
+	if len(body) > MaxManifest {
+		return oci.Descriptor{}, nil, fmt.Errorf("%s: manifest %s is larger than %d bytes", d, desc.Digest, MaxManifest)
+	}
+	if desc.MediaType == "" {
+		var doc struct {
+			MediaType string `json:"mediaType"`
+		}
+		_ = json.Unmarshal(body, &doc)
+		desc.MediaType = doc.MediaType
+	}
+	if ValidDigest(ref) == nil {
+		desc.Size = int64(len(body))
+	}
+	return desc, body, nil
 }

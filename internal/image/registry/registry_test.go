@@ -160,6 +160,86 @@ func conformance(t *testing.T, target Target) {
 	if s := target.Stats(); s.BlobsUploaded != 4 || s.Manifests != 3 {
 		t.Errorf("stats = %+v, want 4 blobs and 3 manifests", s)
 	}
+	reads(t, target, big, ib, mb)
+}
+
+// reads checks the read methods of a target holding big, the index ib
+// tagged 1.0 and latest, and the manifest mb.
+func reads(t *testing.T, target Target, big, ib, mb []byte) {
+	ctx := context.Background()
+	_, absent := randomBlob(t, 10)
+	if size, found, err := target.StatBlob(ctx, oci.Digest(big)); err != nil || !found || size != int64(len(big)) {
+		t.Errorf("StatBlob = %d, %v, %v; want %d bytes", size, found, err, len(big))
+	}
+	if _, found, err := target.StatBlob(ctx, absent); found || err != nil {
+		t.Errorf("StatBlob of an absent blob = %v, %v", found, err)
+	}
+	r, err := target.ReadBlob(ctx, oci.Digest(big))
+	if err != nil {
+		t.Fatalf("ReadBlob: %v", err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Errorf("ReadBlob read %d bytes, %v", len(got), err)
+	}
+	if _, err := target.ReadBlob(ctx, absent); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ReadBlob of an absent blob: %v", err)
+	}
+	for ref, want := range map[string][]byte{"latest": ib, "1.0": ib, oci.Digest(mb): mb} {
+		d, found, err := target.Resolve(ctx, ref)
+		if err != nil || !found || d.Digest != oci.Digest(want) || d.Size != int64(len(want)) {
+			t.Errorf("Resolve(%s) = %+v, %v, %v; want %s", ref, d, found, err, oci.Digest(want))
+		}
+		d, body, err := target.Manifest(ctx, ref)
+		if err != nil || !bytes.Equal(body, want) || d.Digest != oci.Digest(want) {
+			t.Errorf("Manifest(%s) = %+v, %d bytes, %v", ref, d, len(body), err)
+		}
+	}
+	if d, _, _ := target.Resolve(ctx, "latest"); d.MediaType != oci.MediaTypeIndex {
+		t.Errorf("Resolve(latest) media type %q", d.MediaType)
+	}
+	for _, ref := range []string{"nope", absent} {
+		if _, found, err := target.Resolve(ctx, ref); found || err != nil {
+			t.Errorf("Resolve(%s) = %v, %v; want not found", ref, found, err)
+		}
+		if _, _, err := target.Manifest(ctx, ref); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Manifest(%s): %v, want ErrNotFound", ref, err)
+		}
+	}
+}
+
+// Opened read-only, a layout that does not exist reads as empty and is
+// not created; writes are refused. A registry repository that does not
+// exist reads as empty too.
+func TestReadOnly(t *testing.T) {
+	isolate(t)
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "none")
+	reg := testenv.StartRegistry(t)
+	for _, ref := range []string{OCIPrefix + dir, reg.Addr + "/none"} {
+		target, err := Open(ctx, ref, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, d := randomBlob(t, 10)
+		if ok, err := target.HasBlob(ctx, d); ok || err != nil {
+			t.Errorf("%s: HasBlob = %v, %v", ref, ok, err)
+		}
+		if _, found, err := target.Resolve(ctx, "latest"); found || err != nil {
+			t.Errorf("%s: Resolve = %v, %v", ref, found, err)
+		}
+	}
+	target, _ := Open(ctx, OCIPrefix+dir, Options{ReadOnly: true})
+	if err := target.PutManifest(ctx, "latest", oci.MediaTypeIndex, []byte("{}")); err == nil {
+		t.Error("a read-only layout took a manifest")
+	}
+	if err := target.PutBlob(ctx, oci.Digest([]byte("x")), 1, strings.NewReader("x")); err == nil {
+		t.Error("a read-only layout took a blob")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("reading %s made it: %v", dir, err)
+	}
 }
 
 func TestDirConformance(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/releng-project/releng/internal/image/oci"
 )
 
 // Remote is a repository of a registry.
@@ -40,11 +42,8 @@ var defaultTransport = func() http.RoundTripper {
 // OpenRemote connects to the repository ref (HOST[:PORT]/REPO) with the
 // credentials the keychain has for it.
 func OpenRemote(ctx context.Context, ref string, opts Options) (*Remote, error) {
-	if strings.Contains(ref, "://") {
-		return nil, fmt.Errorf("%s: write the repository as HOST[:PORT]/REPO, without a scheme (plain HTTP: insecure = true)", ref)
-	}
-	if i := strings.LastIndexByte(ref, '/'); strings.ContainsAny(ref[i+1:], ":@") {
-		return nil, fmt.Errorf("%s: a destination is a repository without tag or digest; give tags with --tag (or tags = [...] in releng.toml)", ref)
+	if err := checkRepository(ref); err != nil {
+		return nil, err
 	}
 	var nopts []name.Option
 	if opts.Insecure {
@@ -52,7 +51,7 @@ func OpenRemote(ctx context.Context, ref string, opts Options) (*Remote, error) 
 	}
 	repo, err := name.NewRepository(ref, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a repository (HOST[:PORT]/REPO or oci:DIR): %v", ref, err)
+		return nil, fmt.Errorf("%s: not a repository (HOST[:PORT]/REPO or %sDIR): %v", ref, OCIPrefix, err)
 	}
 	kc := opts.Keychain
 	if kc == nil {
@@ -74,7 +73,11 @@ func OpenRemote(ctx context.Context, ref string, opts Options) (*Remote, error) 
 	if opts.UserAgent != "" {
 		base = transport.NewUserAgent(base, opts.UserAgent)
 	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PushScope)})
+	scope := transport.PushScope
+	if opts.ReadOnly {
+		scope = transport.PullScope
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(scope)})
 	if err != nil {
 		return nil, r.explain(fmt.Errorf("%s: %w", ref, err))
 	}
@@ -520,4 +523,100 @@ func Transient(err error) bool {
 func NotFound(err error) bool {
 	var te *transport.Error
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// manifestAccept lists the manifest media types a read accepts.
+var manifestAccept = strings.Join([]string{oci.MediaTypeIndex, oci.MediaTypeManifest, oci.MediaTypeDockerManifestList, oci.MediaTypeDockerManifest}, ", ")
+
+// StatBlob sends a HEAD for the blob and returns the size the registry
+// reports.
+func (r *Remote) StatBlob(ctx context.Context, digest string) (int64, bool, error) {
+	if err := ValidDigest(digest); err != nil {
+		return 0, false, err
+	}
+	resp, err := r.do(ctx, http.MethodHead, r.url("/blobs/"+digest), nil, nil, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return 0, false, err
+	}
+	drain(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return 0, false, nil
+	}
+	return resp.ContentLength, true, nil
+}
+
+// ReadBlob GETs the blob.
+func (r *Remote) ReadBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
+	if err := ValidDigest(digest); err != nil {
+		return nil, err
+	}
+	resp, err := r.do(ctx, http.MethodGet, r.url("/blobs/"+digest), nil, nil, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		drain(resp)
+		return nil, fmt.Errorf("%s: blob %s: %w", r.ref, digest, ErrNotFound)
+	}
+	return resp.Body, nil
+}
+
+// checkRef checks a tag or digest.
+func checkRef(ref string) error {
+	if ValidDigest(ref) == nil {
+		return nil
+	}
+	return ValidTag(ref)
+}
+
+// Resolve sends a HEAD for the manifest ref names.
+func (r *Remote) Resolve(ctx context.Context, ref string) (oci.Descriptor, bool, error) {
+	if err := checkRef(ref); err != nil {
+		return oci.Descriptor{}, false, err
+	}
+	resp, err := r.do(ctx, http.MethodHead, r.url("/manifests/"+ref), nil, map[string]string{"Accept": manifestAccept}, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return oci.Descriptor{}, false, err
+	}
+	drain(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return oci.Descriptor{}, false, nil
+	}
+	d := oci.Descriptor{MediaType: resp.Header.Get("Content-Type"), Digest: resp.Header.Get("Docker-Content-Digest"), Size: resp.ContentLength}
+	if ValidDigest(d.Digest) != nil || d.Size < 0 {
+		// A registry that does not say: read it.
+		md, _, err := r.Manifest(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			return oci.Descriptor{}, false, nil
+		}
+		return md, err == nil, err
+	}
+	return d, true, nil
+}
+
+// Manifest GETs the manifest ref names.
+func (r *Remote) Manifest(ctx context.Context, ref string) (oci.Descriptor, []byte, error) {
+	if err := checkRef(ref); err != nil {
+		return oci.Descriptor{}, nil, err
+	}
+	resp, err := r.do(ctx, http.MethodGet, r.url("/manifests/"+ref), nil, map[string]string{"Accept": manifestAccept}, http.StatusOK, http.StatusNotFound)
+	if err != nil {
+		return oci.Descriptor{}, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return oci.Descriptor{}, nil, fmt.Errorf("%s: manifest %s: %w", r.ref, ref, ErrNotFound)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifest+1))
+	if err != nil {
+		return oci.Descriptor{}, nil, fmt.Errorf("%s: manifest %s: %w", r.ref, ref, err)
+	}
+	if len(body) > MaxManifest {
+		return oci.Descriptor{}, nil, fmt.Errorf("%s: manifest %s is larger than %d bytes", r.ref, ref, MaxManifest)
+	}
+	d := oci.Descriptor{MediaType: resp.Header.Get("Content-Type"), Digest: resp.Header.Get("Docker-Content-Digest"), Size: int64(len(body))}
+	if ValidDigest(d.Digest) != nil {
+		d.Digest = oci.Digest(body)
+	}
+	return d, body, nil
 }
