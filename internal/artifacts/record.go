@@ -61,10 +61,11 @@ type File struct {
 	SHA256 string `json:"sha256"`
 }
 
-// Load reads releaseDir/build.json.
+// Load reads releaseDir/build.json, refusing anything but a regular file of
+// at most fsutil.MaxRecord bytes (the cap is enforced while reading).
 func Load(releaseDir string) (*Record, error) {
 	p := filepath.Join(releaseDir, RecordFile)
-	data, err := os.ReadFile(p)
+	data, err := fsutil.ReadFile(p, fsutil.MaxRecord)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: no build record; run `releng build` first", p)

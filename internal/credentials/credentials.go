@@ -6,7 +6,6 @@
 package credentials
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,9 @@ import (
 	"strings"
 
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/releng-project/releng/internal/fsutil"
+	"github.com/releng-project/releng/internal/nixstore"
 )
 
 // Secret is a string that never prints itself.
@@ -44,27 +46,30 @@ type Credentials struct {
 }
 
 // FromCommand runs argv (no shell) and reads {"name", "id", "secret_key"}
-// from its stdout. Errors never include what the command printed on stdout.
+// from its stdout, at most fsutil.MaxCredentials bytes: a command that
+// prints more is killed and the error says so. Errors never include what
+// the command printed on stdout.
 func FromCommand(ctx context.Context, argv []string) (*Credentials, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("credentials_command is empty")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		tail := strings.TrimSpace(errb.String())
-		if len(tail) > 2000 {
-			tail = tail[len(tail)-2000:]
-		}
-		return nil, fmt.Errorf("credentials_command %s failed: %v\n%s", argv[0], err, tail)
+	errb := &nixstore.TailBuffer{Max: 2000}
+	cmd.Stderr = errb
+	out, err := nixstore.CommandOutput(cmd, "credentials_command "+argv[0], fsutil.MaxCredentials)
+	var big *nixstore.OutputTooLargeError
+	if errors.As(err, &big) {
+		return nil, fmt.Errorf("%w (output withheld: it may hold secrets)", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credentials_command %s failed: %v\n%s", argv[0], err, strings.TrimSpace(errb.String()))
 	}
 	var raw struct {
 		Name      string `json:"name"`
 		ID        string `json:"id"`
 		SecretKey string `json:"secret_key"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+	if err := json.Unmarshal(out, &raw); err != nil {
 		return nil, fmt.Errorf("credentials_command %s: stdout is not the JSON {\"name\", \"id\", \"secret_key\"} releng expects (output withheld: it may hold secrets)", argv[0])
 	}
 	if raw.ID == "" || raw.SecretKey == "" {

@@ -260,7 +260,7 @@ func (t *tagRun) checkMerge(ctx context.Context) error {
 
 func (t *tagRun) rememberBranch() error {
 	t.prevFile = filepath.Join(t.p.StateDir(), PrevBranchFile)
-	data, err := os.ReadFile(t.prevFile)
+	data, err := fsutil.ReadFile(t.prevFile, fsutil.MaxSmallState)
 	switch {
 	case err == nil:
 		t.prevData = data
@@ -396,7 +396,7 @@ func ExcludeReleaseDir(ctx context.Context, p *project.Project) error {
 // PrevBranch returns the branch `releng tag` last started from, or "" when
 // it has not run.
 func PrevBranch(p *project.Project) (string, error) {
-	data, err := os.ReadFile(filepath.Join(p.StateDir(), PrevBranchFile))
+	data, err := fsutil.ReadFile(filepath.Join(p.StateDir(), PrevBranchFile), fsutil.MaxSmallState)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -75,7 +74,7 @@ func (c *Cache) Get(key string) (layer.Digests, bool) {
 	if c == nil || c.Dir == "" {
 		return d, false
 	}
-	data, err := os.ReadFile(c.layerFile(key))
+	data, err := fsutil.ReadFile(c.layerFile(key), fsutil.MaxSmallState)
 	if err != nil || json.Unmarshal(data, &d) != nil || d.Digest == "" || d.DiffID == "" {
 		return layer.Digests{}, false
 	}
@@ -105,16 +104,16 @@ func (c *Cache) Locations(digest string) []string {
 	if c == nil || c.Dir == "" || len(oci.Hex(digest)) < 2 {
 		return nil
 	}
-	f, err := os.Open(c.locationFile(digest))
+	// A record over the cap (or not a regular file) counts as none: the
+	// cache is an optimisation.
+	data, err := fsutil.ReadFile(c.locationFile(digest), fsutil.MaxSmallState)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !seen[l] {
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !seen[l] {
 			seen[l] = true
 			out = append(out, l)
 		}

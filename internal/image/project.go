@@ -3,13 +3,15 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"sort"
 
 	"github.com/releng-project/releng/internal/config"
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/image/archive"
 	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/nixbuild"
@@ -63,9 +65,12 @@ func BuiltSources(dir, name string, systems []string, version string) ([]Source,
 	var out []Source
 	for _, sys := range systems {
 		layout := LayoutPath(dir, name, sys)
-		data, err := os.ReadFile(filepath.Join(layout, "index.json"))
-		if err != nil {
+		data, err := fsutil.ReadFile(filepath.Join(layout, "index.json"), fsutil.MaxManifestJSON)
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("image %s for %s was not built (%v): run releng build (or releng image build)", name, sys, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image %s for %s: %w", name, sys, err)
 		}
 		var idx oci.Index
 		if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) != 1 {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/image/archive"
 	"github.com/releng-project/releng/internal/image/layer"
 	"github.com/releng-project/releng/internal/image/layering"
@@ -378,23 +379,15 @@ func systemOf(p oci.Platform) string {
 
 // prepareLayout reads the image of an OCI layout written by Build.
 func prepareLayout(dir string) (*pImage, error) {
-	read := func(name string, limit int64) ([]byte, error) {
-		f, err := os.Open(filepath.Join(dir, name))
+	read := func(name string) ([]byte, error) {
+		data, err := fsutil.ReadFile(filepath.Join(dir, name), fsutil.MaxManifestJSON)
 		if err != nil {
 			return nil, fmt.Errorf("OCI layout %s: %w (run `releng image build` again)", dir, err)
-		}
-		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, limit+1))
-		if err == nil && int64(len(data)) > limit {
-			err = fmt.Errorf("larger than %d bytes", limit)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("OCI layout %s: %s: %w", dir, name, err)
 		}
 		return data, nil
 	}
 	blob := func(d string) string { return filepath.Join("blobs", "sha256", oci.Hex(d)) }
-	ib, err := read("index.json", 1<<20)
+	ib, err := read("index.json")
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +399,7 @@ func prepareLayout(dir string) (*pImage, error) {
 	if err := registry.ValidDigest(md.Digest); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
-	mb, err := read(blob(md.Digest), 4<<20)
+	mb, err := read(blob(md.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +413,7 @@ func prepareLayout(dir string) (*pImage, error) {
 	if err := registry.ValidDigest(m.Config.Digest); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: config: %w", dir, err)
 	}
-	cb, err := read(blob(m.Config.Digest), 16<<20)
+	cb, err := read(blob(m.Config.Digest))
 	if err != nil {
 		return nil, err
 	}

@@ -5,14 +5,15 @@
 package nixbuild
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
+
+	"github.com/releng-project/releng/internal/fsutil"
+	"github.com/releng-project/releng/internal/nixstore"
 )
 
 // Nix runs Nix commands for a project.
@@ -46,8 +47,9 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
-// run runs name with args; stdout is returned, stderr streams to n.Log and
-// its tail is kept for errors.
+// run runs name with args; stdout is returned (at most fsutil.MaxPathInfo
+// bytes: a command printing more is stopped, and that is the error),
+// stderr streams to n.Log and its tail is kept for errors.
 func (n *Nix) run(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
 	if _, err := exec.LookPath(name); err != nil {
 		return nil, fmt.Errorf("%s is not installed: install Nix (on Debian: apt-get install nix-bin): %w", name, err)
@@ -56,49 +58,24 @@ func (n *Nix) run(ctx context.Context, stdin io.Reader, name string, args ...str
 	cmd.Dir = n.Dir
 	cmd.Env = append(os.Environ(), n.Env...)
 	cmd.Stdin = stdin
-	var out bytes.Buffer
-	tail := &tailBuffer{max: 64 << 10}
-	cmd.Stdout = &out
+	tail := &nixstore.TailBuffer{Max: 64 << 10}
 	if n.Log != nil {
 		cmd.Stderr = io.MultiWriter(n.Log, tail)
 	} else {
 		cmd.Stderr = tail
 	}
-	if err := cmd.Run(); err != nil {
-		return out.Bytes(), &CommandError{Args: append([]string{name}, args...), Err: err, Tail: tail.lastLines(25)}
+	out, err := nixstore.CommandOutput(cmd, name, fsutil.MaxPathInfo)
+	if err != nil {
+		return out, &CommandError{Args: append([]string{name}, args...), Err: err, Tail: lastLines(tail.String(), 25)}
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) lastLines(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.buf), "\n"), "\n")
+// lastLines returns the last n lines of s, trimmed.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

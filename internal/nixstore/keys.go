@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // PublicKey is a named ed25519 public key, "NAME:BASE64" in Nix's
@@ -49,9 +51,10 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	return PublicKey{Name: name, Key: ed25519.PublicKey(data)}, nil
 }
 
-// LoadPublicKeyFile reads a public key file; a trailing newline is fine.
+// LoadPublicKeyFile reads a public key file (a regular file of at most
+// fsutil.MaxSmallState bytes); a trailing newline is fine.
 func LoadPublicKeyFile(file string) (PublicKey, error) {
-	data, err := os.ReadFile(file)
+	data, err := fsutil.ReadFile(file, fsutil.MaxSmallState)
 	if err != nil {
 		return PublicKey{}, err
 	}
@@ -148,7 +151,7 @@ func LoadSecretKeyFile(file string, allowInsecure bool) (*SecretKey, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !allowInsecure {
 		return nil, fmt.Errorf("secret key file %s has mode %04o: it must not be accessible by group or others; run `chmod 600 %s`, or pass --allow-insecure-key", file, perm, file)
 	}
-	data, err := os.ReadFile(file)
+	data, err := fsutil.ReadFile(file, fsutil.MaxSmallState)
 	if err != nil {
 		return nil, err
 	}

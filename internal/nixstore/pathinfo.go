@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // PathInfo is what releng needs to know about a store path to publish it.
@@ -118,10 +119,11 @@ func ParsePathInfo(data []byte, source, storeDir string) ([]PathInfo, error) {
 }
 
 // LoadClosureFile reads a closure JSON file (any shape ParsePathInfo
-// accepts) whose paths are in the store directory storeDir; tests use it
-// with a directory tree shaped like a store (--store-dir).
+// accepts, a regular file of at most fsutil.MaxPathInfo bytes) whose paths
+// are in the store directory storeDir; tests use it with a directory tree
+// shaped like a store (--store-dir).
 func LoadClosureFile(file, storeDir string) ([]PathInfo, error) {
-	data, err := os.ReadFile(file)
+	data, err := fsutil.ReadFile(file, fsutil.MaxPathInfo)
 	if err != nil {
 		return nil, err
 	}

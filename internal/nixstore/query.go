@@ -1,12 +1,16 @@
 package nixstore
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // Nix runs the `nix` command line to query a store.
@@ -50,9 +54,8 @@ func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]P
 	args = append(args, paths...)
 	cmd := exec.CommandContext(ctx, command, args...)
 	cmd.Env = append(os.Environ(), n.Env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stderr := &TailBuffer{Max: 2000}
+	cmd.Stderr = stderr
 	name := command + " path-info --json"
 	if recursive {
 		name += " --recursive"
@@ -60,12 +63,95 @@ func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]P
 	if n.Store != "" {
 		name += " --store " + n.Store
 	}
+	out, err := CommandOutput(cmd, name, fsutil.MaxPathInfo)
+	var big *OutputTooLargeError
+	if errors.As(err, &big) {
+		return nil, err
+	}
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2000 {
-			msg = "…" + msg[len(msg)-2000:]
+		if stderr.Cut() {
+			msg = "…" + msg
 		}
 		return nil, fmt.Errorf("%s: %v: %s", name, err, msg)
 	}
 	return ParsePathInfo(out, name, storeDir)
+}
+
+// OutputTooLargeError says a command printed more on stdout than releng
+// reads from it; the command was stopped. It never holds the output.
+type OutputTooLargeError struct {
+	What  string // the command, for the message
+	Limit int64
+}
+
+func (e *OutputTooLargeError) Error() string {
+	return fmt.Sprintf("%s printed more than %s on stdout, the most releng reads from it; it was stopped", e.What, fsutil.FormatSize(e.Limit))
+}
+
+// CommandOutput runs cmd, whose Stdout must be unset, and returns what it
+// prints on stdout: at most limit bytes, a command printing more is
+// stopped (with its children, which the closed pipe ends) and the error is
+// an *OutputTooLargeError naming what. No error holds the output.
+func CommandOutput(cmd *exec.Cmd, what string, limit int64) ([]byte, error) {
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	// A child left holding stderr once the command has exited (or been
+	// stopped) does not hold releng up for longer than this.
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = time.Second
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	out, readErr := fsutil.ReadAllLimited(stdout, what, limit)
+	if readErr != nil {
+		stdout.Close()
+		_ = cmd.Process.Kill()
+	}
+	err = cmd.Wait()
+	var big *fsutil.TooLargeError
+	if errors.As(readErr, &big) {
+		return nil, &OutputTooLargeError{What: what, Limit: limit}
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	return out, err
+}
+
+// TailBuffer keeps the last Max bytes written to it (a command's stderr,
+// for its error message), however much is written.
+type TailBuffer struct {
+	Max int
+	mu  sync.Mutex
+	buf []byte
+	cut bool
+}
+
+func (t *TailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.Max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.Max:]...)
+		t.cut = true
+	}
+	return len(p), nil
+}
+
+// String returns the bytes kept.
+func (t *TailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// Cut reports whether earlier bytes were dropped.
+func (t *TailBuffer) Cut() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cut
 }

@@ -18,13 +18,15 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/image/oci"
 )
 
 // Limits on what Inspect accepts.
 const (
-	// MaxDocument bounds manifest.json and the image config.
-	MaxDocument = 4 << 20
+	// MaxDocument bounds manifest.json and the image config (a tar entry
+	// claiming more is not read into memory).
+	MaxDocument = fsutil.MaxManifestJSON
 	// maxKept bounds all the small documents kept while reading.
 	maxKept = 32 << 20
 	// MaxEntries bounds the number of entries of an archive.
@@ -343,7 +345,7 @@ func hashEntry(e *entry, r io.Reader, kept *int) error {
 	first, _ := br.Peek(512)
 	trimmed := bytes.TrimLeft(first, " \t\r\n")
 	if e.size <= MaxDocument && len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && *kept+int(e.size) <= maxKept {
-		doc, err := io.ReadAll(br)
+		doc, err := fsutil.ReadAllLimited(br, "JSON document", MaxDocument)
 		if err != nil {
 			return err
 		}
