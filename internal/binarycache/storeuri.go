@@ -1,6 +1,7 @@
 package binarycache
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -9,11 +10,11 @@ import (
 	"strings"
 
 	"github.com/releng-project/releng/internal/bucket"
-	"github.com/releng-project/releng/internal/bucket/dir"
-	"github.com/releng-project/releng/internal/bucket/retry"
+	"github.com/releng-project/releng/internal/bucket/location"
 	"github.com/releng-project/releng/internal/bucket/s3"
 	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/textutil"
 )
 
@@ -337,58 +338,40 @@ type OpenOptions struct {
 	// (default 1: NARs are uploaded several at a time, and each part in
 	// flight is a buffer of PartSize).
 	PartConcurrency int
-	// OnRetry is told about each retried S3 request.
+	// Retry is the retry policy (zero: the shared defaults); OnRetry is
+	// told about each retry.
+	Retry   retry.Policy
 	OnRetry func(retry.Event)
 }
 
-// Open returns the bucket holding the cache. It sends no request.
+// Open returns the bucket holding the cache, opened as every bucket is
+// (location.Open: the same S3 connection defaults, concurrency limit and
+// retries) with a directory laid out as Nix's file:// store writes one
+// (location.Options.NixCache). Parts are the smallest S3 allows unless
+// multipart-chunk-size= says otherwise: NARs are uploaded several at a
+// time, each part in flight a buffer. It sends no request.
 func (u *StoreURI) Open(opts OpenOptions) (bucket.Bucket, error) {
-	if u.Scheme == "file" {
-		b, err := dir.New(u.Dir)
-		if err != nil {
-			return nil, err
-		}
-		// As Nix's file:// store: atomic renames, no fsync per file, and
-		// nothing but the cache's own files.
-		b.NoSync, b.NoRecords = true, true
-		return b, nil
+	loc := location.Location{Kind: location.Dir, Dir: u.Dir}
+	if u.Scheme == "s3" {
+		loc = location.Location{Kind: location.S3, S3: s3.Config{
+			Bucket: u.Bucket, Prefix: u.Prefix, Endpoint: u.Endpoint, Region: u.Region, Scheme: u.S3Scheme,
+			AddressingStyle: u.AddressingStyle, Profile: u.Profile, PartSize: u.PartSize,
+		}}
 	}
-	creds := opts.Credentials
-	if creds == nil {
-		var err error
-		creds, err = credentials.FromChain(u.Profile)
-		if err != nil {
-			return nil, fmt.Errorf("S3 credentials for %s: %w", u.Raw, err)
-		}
-	}
-	cfg := s3.Config{
-		Bucket:          u.Bucket,
-		Prefix:          u.Prefix,
-		Endpoint:        u.Endpoint,
-		Region:          u.Region,
-		Scheme:          u.S3Scheme,
-		AddressingStyle: u.AddressingStyle,
-		Credentials:     s3.FromCredentials(creds),
-		PartSize:        u.PartSize,
-		PartConcurrency: opts.PartConcurrency,
-	}
-	if cfg.Endpoint == "" {
-		cfg.Endpoint = opts.S3Endpoint
-	}
-	if cfg.Region == "" {
-		cfg.Region = opts.S3Region
-	}
-	if cfg.PartSize == 0 {
-		cfg.PartSize = bucket.MinPartSize
-	}
-	if cfg.PartConcurrency == 0 {
-		cfg.PartConcurrency = 1
-	}
-	b, err := s3.New(cfg)
+	b, err := loc.Open(location.Options{
+		S3Endpoint:      opts.S3Endpoint,
+		S3Region:        opts.S3Region,
+		Credentials:     s3.FromCredentials(opts.Credentials),
+		PartSize:        bucket.MinPartSize,
+		PartConcurrency: cmp.Or(opts.PartConcurrency, 1),
+		Retry:           opts.Retry,
+		OnRetry:         opts.OnRetry,
+		NixCache:        true,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store URI %q: %w", u.Raw, err)
 	}
-	return retry.New(b, retry.Options{OnRetry: opts.OnRetry}), nil
+	return b, nil
 }
 
 // LoadKeys reads the secret keys of secret-key= / secret-keys= (and any

@@ -1,11 +1,18 @@
 // Package bucket is releng's object-store layer: one Bucket interface for
 // the releases and docs buckets and the Nix binary cache, whatever holds
 // them. Implementations are sibling packages — dir (a local directory, also
-// a file:// binary cache stock Nix reads) and s3 (AWS, MinIO, Garage, R2
-// through minio-go) — and the retry, limit (concurrency) and dryrun
-// decorators wrap any Bucket and are Buckets themselves. location turns a
-// bucket URL from releng.toml into the right one; buckettest is the
-// conformance suite every implementation and decorator passes.
+// a file:// binary cache stock Nix reads), s3 (AWS, MinIO, Garage, R2
+// through minio-go) and httpstore (a store read over http(s)://,
+// read-only) — and the retry and limit (concurrency) decorators wrap any
+// Bucket and are Buckets themselves. location is the one place that turns
+// a URI into a bucket, with the decorators; buckettest is the conformance
+// suite every implementation and decorator passes.
+//
+// What differs between stores is answered by the store, not by its URI
+// scheme: a write to a read-only store fails with ErrReadOnly, a List
+// where there is no listing with ErrNoListing, and StatSHA256 (Checksum)
+// gives an object's SHA-256 recorded or, where reading it back is cheap
+// (a Hasher: a directory), computed.
 //
 // Keys are '/'-separated object names relative to the bucket (and to its
 // prefix, for an S3 bucket given as s3://bucket/prefix); ValidateKey says
@@ -15,8 +22,9 @@
 //
 // Errors are *Error values naming the operation and the object's URL; test
 // them with errors.Is against ErrNotFound, ErrForbidden, ErrInvalidKey,
-// ErrSizeMismatch, ErrChecksumMismatch, ErrNotRewindable, and with
-// IsTransient, the one place that decides what is worth retrying.
+// ErrSizeMismatch, ErrChecksumMismatch, ErrNotRewindable, ErrReadOnly,
+// ErrNoListing, and with IsTransient, the one place that decides what is
+// worth retrying (how long to wait is the shared internal/retry policy's).
 package bucket
 
 import (

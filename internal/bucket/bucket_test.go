@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/retry"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -114,6 +115,8 @@ func TestIsTransient(t *testing.T) {
 		{"reset as text", errors.New("read tcp: connection reset by peer"), true},
 		{"body error", &bucket.BodyError{Err: syscall.ECONNRESET}, false},
 		{"permanent", bucket.Permanent(&bucket.ServerError{StatusCode: 503}), false},
+		{"read-only", wrap(fmt.Errorf("%w: over HTTP", bucket.ErrReadOnly)), false},
+		{"no listing", wrap(fmt.Errorf("%w: over HTTP", bucket.ErrNoListing)), false},
 		{"plain", errors.New("something else"), false},
 	}
 	for _, tc := range tests {
@@ -141,6 +144,18 @@ func TestServerErrorIs(t *testing.T) {
 		if got := errors.Is(tc.err, bucket.ErrForbidden); got != tc.forb {
 			t.Errorf("%v: Is(ErrForbidden) = %v", tc.err, got)
 		}
+	}
+}
+
+// TestServerErrorRetryAfter: the Retry-After a server error carries is
+// seen by the retry policy through the *Error around it.
+func TestServerErrorRetryAfter(t *testing.T) {
+	err := &bucket.Error{Op: "get", URL: "s3://b/k", Err: &bucket.ServerError{StatusCode: 503, Code: "SlowDown", Delay: 3 * time.Second}}
+	if got := retry.After(err); got != 3*time.Second {
+		t.Errorf("retry.After = %s; want 3s", got)
+	}
+	if got := retry.After(&bucket.ServerError{StatusCode: 503}); got != 0 {
+		t.Errorf("retry.After without Retry-After = %s", got)
 	}
 }
 
@@ -173,51 +188,6 @@ func TestChoosePartSize(t *testing.T) {
 		if size <= 10000*int64(bucket.MaxPartSize) && bucket.PartCount(size, got) > bucket.MaxParts {
 			t.Errorf("ChoosePartSize(%d) = %d needs %d parts", tc.size, got, bucket.PartCount(size, got))
 		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	ctx := context.Background()
-	transient := &bucket.ServerError{StatusCode: 503}
-	tests := []struct {
-		name     string
-		failures int
-		err      error
-		attempts int
-		wantErr  bool
-		calls    int
-	}{
-		{"succeeds at once", 0, transient, 4, false, 1},
-		{"succeeds after 2 transient failures", 2, transient, 4, false, 3},
-		{"gives up after the attempts", 10, transient, 4, true, 4},
-		{"permanent error is not retried", 10, bucket.ErrNotFound, 4, true, 1},
-	}
-	for _, tc := range tests {
-		calls, retries := 0, 0
-		b := bucket.Backoff{Attempts: tc.attempts, Initial: time.Millisecond, Max: 2 * time.Millisecond,
-			OnRetry: func(int, error, time.Duration) { retries++ }}
-		err := b.Do(ctx, func(int) error {
-			calls++
-			if calls <= tc.failures {
-				return tc.err
-			}
-			return nil
-		})
-		if (err != nil) != tc.wantErr || calls != tc.calls || retries != calls-1 {
-			t.Errorf("%s: err %v, %d calls, %d retries; want error=%v, %d calls", tc.name, err, calls, retries, tc.wantErr, tc.calls)
-		}
-	}
-	// A cancelled context stops the waiting.
-	ctx, cancel := context.WithCancel(ctx)
-	calls := 0
-	start := time.Now()
-	err := bucket.Backoff{Attempts: 10, Initial: time.Hour}.Do(ctx, func(int) error {
-		calls++
-		cancel()
-		return transient
-	})
-	if calls != 1 || err == nil || time.Since(start) > time.Minute {
-		t.Errorf("after cancel: %d calls, %v", calls, err)
 	}
 }
 

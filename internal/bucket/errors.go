@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -31,6 +32,13 @@ var (
 	ErrNotRewindable = errors.New("body cannot be rewound to retry")
 	// ErrTooManyParts: the object needs more than MaxParts parts.
 	ErrTooManyParts = errors.New("object would exceed the 10,000-part limit")
+	// ErrReadOnly: a write (Put, PutResumable, Delete, AbortUpload) to a
+	// store that can only be read, such as a binary cache read over
+	// http(s)://.
+	ErrReadOnly = errors.New("the store is read-only")
+	// ErrNoListing: List on a store that cannot list its objects, such as
+	// one read over http(s)://.
+	ErrNoListing = errors.New("the store cannot list its objects")
 )
 
 // Error is the error of a bucket operation on one object (or prefix).
@@ -58,7 +66,13 @@ type ServerError struct {
 	Code       string // S3 error code (SlowDown, NoSuchBucket, …), if any
 	Message    string // the server's message; never holds credentials
 	RequestID  string
+	// Delay is the server's Retry-After on a 429 or 503 answer, 0 if it
+	// gave none; the retry policy waits that long (retry.RetryAfter).
+	Delay time.Duration
 }
+
+// RetryAfter implements retry.RetryAfter.
+func (e *ServerError) RetryAfter() time.Duration { return e.Delay }
 
 func (e *ServerError) Error() string {
 	var b strings.Builder
@@ -112,9 +126,11 @@ func Permanent(err error) error {
 // refused or aborted, a broken pipe, a server that hung up mid-answer, a
 // network timeout, an HTTP 5xx, 429 or 408, or an S3 SlowDown /
 // RequestTimeout / InternalError / ServiceUnavailable code. This is the one
-// place that decides it, for the retry decorator and for the S3 part
-// uploads alike. Cancellation, not-found, access denied, invalid keys,
-// size and checksum mismatches and body read errors are permanent.
+// place that decides it for object stores, for the retry decorator and
+// the S3 requests alike; how long to wait is the shared retry.Policy's.
+// Cancellation, not-found, access denied, invalid keys, size and checksum
+// mismatches, body read errors and writes to a read-only store are
+// permanent.
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
@@ -129,7 +145,9 @@ func IsTransient(err error) bool {
 		errors.Is(err, ErrSizeMismatch),
 		errors.Is(err, ErrChecksumMismatch),
 		errors.Is(err, ErrNotRewindable),
-		errors.Is(err, ErrTooManyParts):
+		errors.Is(err, ErrTooManyParts),
+		errors.Is(err, ErrReadOnly),
+		errors.Is(err, ErrNoListing):
 		return false
 	}
 	var se *ServerError

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/image/registry"
 	"github.com/releng-project/releng/internal/plan"
+	"github.com/releng-project/releng/internal/retry"
 )
 
 // Source is one system's image to push; exactly one field is set.
@@ -296,31 +298,16 @@ func imageBlobs(img *pImage, digests []layer.Digests) (cfg, man []byte, err erro
 }
 
 // putIndex puts the index to tag, retrying 404s (a registry that does not
-// see the manifests just pushed yet) with backoff for up to limit.
+// see the manifests just pushed yet; SPEC §8.5) and transient failures
+// under the shared retry policy for up to limit (default a minute).
 func putIndex(ctx context.Context, t registry.Target, tag string, body []byte, limit time.Duration) error {
-	if limit <= 0 {
-		limit = time.Minute
+	p := retry.Policy{Attempts: -1, Max: 8 * time.Second, MaxElapsed: cmp.Or(limit, time.Minute)}
+	retryable := func(err error) bool { return registry.NotFound(err) || registry.Transient(err) }
+	err := p.Do(ctx, retryable, func(int) error { return t.PutManifest(ctx, tag, oci.MediaTypeIndex, body) }, nil)
+	if err != nil && retryable(err) && ctx.Err() == nil {
+		return fmt.Errorf("%w (still failing after retrying for %s)", err, p.MaxElapsed)
 	}
-	deadline := time.Now().Add(limit)
-	wait := 250 * time.Millisecond
-	for {
-		err := t.PutManifest(ctx, tag, oci.MediaTypeIndex, body)
-		if err == nil {
-			return nil
-		}
-		if !registry.NotFound(err) && !registry.Transient(err) {
-			return err
-		}
-		if time.Now().Add(wait).After(deadline) {
-			return fmt.Errorf("%w (still failing after retrying for %s)", err, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 8*time.Second)
-	}
+	return err
 }
 
 // prepare reads a source into a pImage.
@@ -441,20 +428,12 @@ func prepareLayout(dir string) (*pImage, error) {
 	return img, nil
 }
 
-// withRetry runs f up to three times while it fails transiently.
+// withRetry runs f while it fails transiently (registry.Transient), under
+// the shared retry policy: backoff with jitter, a registry's Retry-After
+// honoured, each retry reported to the hook the caller attached to ctx
+// (retry.WithOnRetry).
 func withRetry(ctx context.Context, f func() error) error {
-	var err error
-	for attempt, wait := 0, time.Second; attempt < 3; attempt, wait = attempt+1, wait*2 {
-		if err = f(); err == nil || !registry.Transient(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-	return err
+	return retry.Policy{}.Do(ctx, registry.Transient, func(int) error { return f() }, nil)
 }
 
 // pushImage sends one image's blobs and its manifest (untagged).

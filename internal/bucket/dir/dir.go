@@ -89,6 +89,20 @@ func New(dir string) (*Bucket, error) {
 	return &Bucket{path: filepath.Clean(dir)}, nil
 }
 
+// NewNixCache returns the bucket rooted at dir laid out as Nix's own
+// file:// binary cache store writes one: no fsync before each rename
+// (NoSync) and no metadata records (NoRecords), so the directory holds the
+// cache's files alone. The SHA-256 of an object is then known only by
+// reading it back (HashObject).
+func NewNixCache(dir string) (*Bucket, error) {
+	b, err := New(dir)
+	if err != nil {
+		return nil, err
+	}
+	b.NoSync, b.NoRecords = true, true
+	return b, nil
+}
+
 // Path is the bucket's directory.
 func (b *Bucket) Path() string { return b.path }
 
@@ -203,6 +217,27 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, b.fail("get", key, err)
 	}
 	return f, nil
+}
+
+// HashObject implements bucket.Hasher: it reads the file and returns its
+// size and SHA-256, whatever its record says.
+func (b *Bucket) HashObject(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	defer rc.Close()
+	f := rc.(*os.File)
+	fi, err := f.Stat()
+	if err != nil {
+		return bucket.ObjectInfo{}, b.fail("hash", key, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx: ctx, r: f})
+	if err != nil {
+		return bucket.ObjectInfo{}, b.fail("hash", key, err)
+	}
+	return bucket.ObjectInfo{Key: key, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), ModTime: fi.ModTime()}, nil
 }
 
 // ctxReader stops a copy when ctx ends.

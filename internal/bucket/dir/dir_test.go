@@ -207,8 +207,13 @@ func TestFileDirConflict(t *testing.T) {
 // TestNoRecords: the variant a file:// binary cache uses keeps nothing but
 // the objects; Put still reports the checksum of what it stored.
 func TestNoRecords(t *testing.T) {
-	b := newBucket(t).(*dir.Bucket)
-	b.NoSync, b.NoRecords = true, true
+	b, err := dir.NewNixCache(t.TempDir() + "/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.NoSync || !b.NoRecords {
+		t.Fatalf("NewNixCache: NoSync %v, NoRecords %v", b.NoSync, b.NoRecords)
+	}
 	ctx := context.Background()
 	data := []byte("a narinfo\n")
 	info, err := b.Put(ctx, "x/abc.narinfo", bytes.NewReader(data), int64(len(data)), bucket.PutOptions{ContentType: "text/x-nix-narinfo"})
@@ -223,6 +228,9 @@ func TestNoRecords(t *testing.T) {
 	if err != nil || st.SHA256 != "" || st.Size != int64(len(data)) {
 		t.Errorf("Stat = %+v, %v; want the size and no checksum", st, err)
 	}
+	if st, err := bucket.StatSHA256(ctx, b, "x/abc.narinfo"); err != nil || st.SHA256 != info.SHA256 {
+		t.Errorf("StatSHA256 = %+v, %v; want the checksum read back", st, err)
+	}
 	entries, err := os.ReadDir(b.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -233,5 +241,37 @@ func TestNoRecords(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(b.Path(), "x", "abc.narinfo"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("object file: %q, %v", got, err)
+	}
+}
+
+// TestHashObject: HashObject reads the file as it is now, whatever its
+// record says, and fails as Stat does.
+func TestHashObject(t *testing.T) {
+	b, root := newDir(t)
+	ctx := context.Background()
+	buckettest.Put(t, b, "a/k", []byte("recorded"), bucket.PutOptions{})
+	changed := []byte("changed by another tool, longer")
+	if err := os.WriteFile(filepath.Join(root, "a", "k"), changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.HashObject(ctx, "a/k")
+	if err != nil || h.SHA256 != buckettest.SHA256(changed) || h.Size != int64(len(changed)) || h.Key != "a/k" || h.ModTime.IsZero() {
+		t.Errorf("HashObject = %+v, %v; want the new content's sha256 and size", h, err)
+	}
+	if st, err := b.Stat(ctx, "a/k"); err != nil || st.SHA256 != "" {
+		t.Errorf("Stat = %+v, %v; want the stale record ignored", st, err)
+	}
+	for _, key := range []string{"missing", "a"} {
+		if _, err := b.HashObject(ctx, key); !errors.Is(err, bucket.ErrNotFound) {
+			t.Errorf("HashObject(%q) = %v; want ErrNotFound", key, err)
+		}
+	}
+	if _, err := b.HashObject(ctx, "../escape"); !errors.Is(err, bucket.ErrInvalidKey) {
+		t.Errorf("HashObject(../escape) = %v; want ErrInvalidKey", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.HashObject(cancelled, "a/k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("HashObject with a cancelled context = %v", err)
 	}
 }

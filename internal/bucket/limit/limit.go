@@ -1,7 +1,10 @@
 // Package limit is a bucket.Bucket decorator that bounds the number of
 // operations in flight (a semaphore), so that many goroutines can upload
 // small objects through one bucket without opening a connection each.
-// A Get holds its slot until the reader is closed.
+// location.Open puts it around every bucket it opens (inside the retry
+// decorator, so a request waiting to be retried holds no slot). A Get
+// holds its slot until the reader is closed: a caller holding as many
+// readers open as the limit must close one before its next operation.
 package limit
 
 import (
@@ -106,4 +109,13 @@ func (l *limited) AbortUpload(ctx context.Context, key, uploadID string) error {
 	}
 	defer l.release()
 	return l.b.AbortUpload(ctx, key, uploadID)
+}
+
+// HashObject implements bucket.Hasher when the wrapped bucket does.
+func (l *limited) HashObject(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	if err := l.acquire(ctx); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	defer l.release()
+	return bucket.HashObject(ctx, l.b, key)
 }

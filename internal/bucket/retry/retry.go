@@ -1,6 +1,8 @@
 // Package retry is a bucket.Bucket decorator that retries operations
 // failing with transient errors (bucket.IsTransient: connection resets,
-// 5xx, 429, timeouts) with exponential backoff.
+// 5xx, 429, timeouts) under the shared retry policy (internal/retry:
+// exponential backoff with full jitter, a server's Retry-After honoured).
+// location.Open puts it around every bucket it opens.
 //
 // A Put is retried only if its body can start over: a bucket.Rewinder
 // (such as bucket.Reopen, for a stream that can be produced again) or an
@@ -9,7 +11,8 @@
 // fails with bucket.ErrNotRewindable rather than risk sending a truncated
 // object. A PutResumable is retried from where it stopped: the decorator
 // passes the parts reported so far as the state of the next attempt. Get
-// retries opening the object, not reads from it.
+// retries opening the object, not reads from it. HashObject is forwarded
+// (and retried) when the wrapped bucket is a bucket.Hasher.
 package retry
 
 import (
@@ -18,27 +21,24 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/retry"
 )
 
-// Event describes a failure that is about to be retried.
-type Event struct {
-	Op      string // "stat", "get", "put", …
-	URL     string // the object's URL
-	Attempt int    // the attempt that failed (1 = the first)
-	Err     error
-	Wait    time.Duration // until the next attempt
-}
+// Event describes a failure that is about to be retried; Op is the bucket
+// operation ("stat", "get", "put", "delete", "list", "abort upload",
+// "hash"), URL the object's.
+type Event = retry.Event
 
 // Options configure the decorator.
 type Options struct {
-	// Backoff is the retry schedule (its OnRetry is not used; see
-	// OnRetry).
-	Backoff bucket.Backoff
+	// Policy is the retry schedule (zero: the defaults).
+	Policy retry.Policy
 	// OnRetry, if set, is told about each retry (the CLI logs them).
 	OnRetry func(Event)
+	// Host is the server, for the events ("" for a local directory).
+	Host string
 }
 
 type retrying struct {
@@ -52,15 +52,15 @@ func New(b bucket.Bucket, opts Options) bucket.Bucket { return &retrying{b: b, o
 func (r *retrying) String() string { return r.b.String() }
 
 func (r *retrying) do(ctx context.Context, op, key string, fn func() error) error {
-	bo := r.opts.Backoff
-	bo.OnRetry = nil
+	var onRetry func(Event)
 	if r.opts.OnRetry != nil {
 		url := bucket.ObjectURL(r.b, key)
-		bo.OnRetry = func(attempt int, err error, wait time.Duration) {
-			r.opts.OnRetry(Event{Op: op, URL: url, Attempt: attempt, Err: err, Wait: wait})
+		onRetry = func(e Event) {
+			e.Op, e.URL, e.Host = op, url, r.opts.Host
+			r.opts.OnRetry(e)
 		}
 	}
-	return bo.Do(ctx, func(int) error { return fn() })
+	return r.opts.Policy.Do(ctx, bucket.IsTransient, func(int) error { return fn() }, onRetry)
 }
 
 func (r *retrying) Stat(ctx context.Context, key string) (info bucket.ObjectInfo, err error) {
@@ -89,6 +89,15 @@ func (r *retrying) List(ctx context.Context, prefix string, opts bucket.ListOpti
 		return err
 	})
 	return out, err
+}
+
+// HashObject implements bucket.Hasher when the wrapped bucket does.
+func (r *retrying) HashObject(ctx context.Context, key string) (info bucket.ObjectInfo, err error) {
+	err = r.do(ctx, "hash", key, func() (err error) {
+		info, err = bucket.HashObject(ctx, r.b, key)
+		return err
+	})
+	return info, err
 }
 
 func (r *retrying) AbortUpload(ctx context.Context, key, uploadID string) error {

@@ -17,10 +17,11 @@ import (
 	"github.com/releng-project/releng/internal/bucket/retry"
 	"github.com/releng-project/releng/internal/bucket/s3"
 	"github.com/releng-project/releng/internal/credentials"
+	policy "github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
-var fast = bucket.Backoff{Attempts: 6, Initial: time.Millisecond, Max: 5 * time.Millisecond}
+var fast = policy.Policy{Attempts: 6, Initial: time.Millisecond, Max: 5 * time.Millisecond}
 
 func newDir(t *testing.T) *dir.Bucket {
 	b, err := dir.New(t.TempDir() + "/b")
@@ -33,20 +34,28 @@ func newDir(t *testing.T) *dir.Bucket {
 // TestConformance: the decorators stack keeps every guarantee.
 func TestConformance(t *testing.T) {
 	buckettest.Run(t, func(t *testing.T) bucket.Bucket {
-		return retry.New(limit.New(newDir(t), 8), retry.Options{Backoff: fast})
+		return retry.New(limit.New(newDir(t), 8), retry.Options{Policy: fast})
 	})
 }
 
 var errFlaky = &bucket.ServerError{StatusCode: 503, Code: "SlowDown"}
 
-// flaky fails the first failures calls of each operation with a 503,
-// after reading consume bytes of a Put's body.
+// flaky fails the first failures calls of each operation with err (a
+// 503 when nil), after reading consume bytes of a Put's body.
 type flaky struct {
 	bucket.Bucket
 	mu       sync.Mutex
 	failures int
 	consume  int
+	err      error
 	calls    map[string]int
+}
+
+func (f *flaky) failure() error {
+	if f.err != nil {
+		return f.err
+	}
+	return errFlaky
 }
 
 func (f *flaky) fail(op string) bool {
@@ -61,7 +70,7 @@ func (f *flaky) fail(op string) bool {
 
 func (f *flaky) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error) {
 	if f.fail("stat") {
-		return bucket.ObjectInfo{}, errFlaky
+		return bucket.ObjectInfo{}, f.failure()
 	}
 	return f.Bucket.Stat(ctx, key)
 }
@@ -69,7 +78,7 @@ func (f *flaky) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error)
 func (f *flaky) Put(ctx context.Context, key string, body io.Reader, size int64, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	if f.fail("put") {
 		io.CopyN(io.Discard, body, int64(f.consume))
-		return bucket.ObjectInfo{}, errFlaky
+		return bucket.ObjectInfo{}, f.failure()
 	}
 	return f.Bucket.Put(ctx, key, body, size, opts)
 }
@@ -97,7 +106,7 @@ func TestRetries(t *testing.T) {
 			inner := newDir(t)
 			var events []retry.Event
 			b := retry.New(&flaky{Bucket: inner, failures: tc.failures, consume: tc.consume}, retry.Options{
-				Backoff: fast, OnRetry: func(e retry.Event) { events = append(events, e) },
+				Policy: fast, OnRetry: func(e retry.Event) { events = append(events, e) },
 			})
 			_, err := b.Put(ctx, "k", tc.body(), int64(len(data)), bucket.PutOptions{})
 			if tc.wantErr != nil {
@@ -119,16 +128,75 @@ func TestRetries(t *testing.T) {
 	t.Run("stat", func(t *testing.T) {
 		inner := newDir(t)
 		buckettest.Put(t, inner, "k", data, bucket.PutOptions{})
-		b := retry.New(&flaky{Bucket: inner, failures: 2}, retry.Options{Backoff: fast})
+		b := retry.New(&flaky{Bucket: inner, failures: 2}, retry.Options{Policy: fast})
 		if _, err := b.Stat(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
 		// Not found is an answer, not a failure.
 		f := &flaky{Bucket: inner}
-		if _, err := retry.New(f, retry.Options{Backoff: fast}).Stat(ctx, "missing"); !errors.Is(err, bucket.ErrNotFound) || f.calls["stat"] != 1 {
+		if _, err := retry.New(f, retry.Options{Policy: fast}).Stat(ctx, "missing"); !errors.Is(err, bucket.ErrNotFound) || f.calls["stat"] != 1 {
 			t.Errorf("stat missing: %v after %d calls; want ErrNotFound after 1", err, f.calls["stat"])
 		}
 	})
+}
+
+// TestRetryAfter: a server's Retry-After replaces the drawn wait, capped
+// by the policy's Max, and the events say so.
+func TestRetryAfter(t *testing.T) {
+	ctx := context.Background()
+	inner := newDir(t)
+	buckettest.Put(t, inner, "k", []byte("x"), bucket.PutOptions{})
+	for _, tc := range []struct{ delay, want time.Duration }{
+		{15 * time.Millisecond, 15 * time.Millisecond},
+		{time.Hour, 40 * time.Millisecond},
+	} {
+		f := &flaky{Bucket: inner, failures: 2, err: &bucket.Error{Op: "stat", URL: "s3://b/k", Err: &bucket.ServerError{StatusCode: 503, Delay: tc.delay}}}
+		var events []retry.Event
+		b := retry.New(f, retry.Options{
+			Policy:  policy.Policy{Initial: time.Millisecond, Max: 40 * time.Millisecond},
+			OnRetry: func(e retry.Event) { events = append(events, e) },
+			Host:    "s3.example.com",
+		})
+		if _, err := b.Stat(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 2 {
+			t.Fatalf("events %+v; want 2", events)
+		}
+		for _, e := range events {
+			if !e.RetryAfter || e.Wait != tc.want || e.Host != "s3.example.com" || e.Op != "stat" || !strings.HasSuffix(e.URL, "/k") || e.Reason == "" {
+				t.Errorf("Retry-After %s: event %+v; want a wait of %s", tc.delay, e, tc.want)
+			}
+		}
+	}
+}
+
+// TestHashObject: the decorators forward HashObject to a directory
+// bucket, and answer errors.ErrUnsupported for a bucket that cannot.
+func TestHashObject(t *testing.T) {
+	ctx := context.Background()
+	inner, err := dir.NewNixCache(t.TempDir() + "/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("no record kept")
+	buckettest.Put(t, inner, "k", data, bucket.PutOptions{})
+	b := retry.New(limit.New(inner, 2), retry.Options{Policy: fast})
+	if _, ok := b.(bucket.Hasher); !ok {
+		t.Fatal("the decorators do not implement bucket.Hasher")
+	}
+	if st, err := bucket.StatSHA256(ctx, b, "k"); err != nil || st.SHA256 != buckettest.SHA256(data) {
+		t.Errorf("StatSHA256 through the decorators = %+v, %v", st, err)
+	}
+	// A bucket that is not a Hasher (flaky hides dir's methods but the
+	// interface's).
+	opaque := retry.New(limit.New(&flaky{Bucket: inner}, 2), retry.Options{Policy: fast})
+	if _, err := bucket.HashObject(ctx, opaque, "k"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("HashObject of an opaque bucket: %v; want errors.ErrUnsupported", err)
+	}
+	if st, err := bucket.StatSHA256(ctx, opaque, "k"); err != nil || st.SHA256 != "" || st.Size != int64(len(data)) {
+		t.Errorf("StatSHA256 of an opaque bucket = %+v, %v; want the size and no sha256", st, err)
+	}
 }
 
 // failingParts fails PutResumable with a transient error after every
@@ -157,7 +225,7 @@ func (f *failingParts) PutResumable(ctx context.Context, key string, body io.Rea
 func TestPutResumableContinues(t *testing.T) {
 	inner := newDir(t)
 	f := &failingParts{Bucket: inner}
-	b := retry.New(f, retry.Options{Backoff: bucket.Backoff{Attempts: 10, Initial: time.Millisecond}})
+	b := retry.New(f, retry.Options{Policy: policy.Policy{Attempts: 10, Initial: time.Millisecond}})
 	data := buckettest.Data(1, 7*bucket.MinPartSize)
 	var sent []int
 	starts := 0
@@ -188,7 +256,7 @@ func TestFaultInjection(t *testing.T) {
 			Bucket: "faults", Endpoint: p.Addr, Scheme: "http", AddressingStyle: "path",
 			Credentials: &s3.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: credentials.Secret(m.SecretKey)},
 			PartSize:    bucket.MinPartSize, PartConcurrency: 2,
-			PartBackoff: bucket.Backoff{Attempts: partAttempts, Initial: time.Millisecond},
+			Retry: policy.Policy{Attempts: partAttempts, Initial: time.Millisecond},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -216,7 +284,7 @@ func TestFaultInjection(t *testing.T) {
 			// decorator's, which restarts the whole Put from the rewound
 			// body.
 			retries := 0
-			b := retry.New(newS3(1), retry.Options{Backoff: fast, OnRetry: func(retry.Event) { retries++ }})
+			b := retry.New(newS3(1), retry.Options{Policy: fast, OnRetry: func(retry.Event) { retries++ }})
 			for _, obj := range []struct {
 				key  string
 				data []byte
@@ -273,7 +341,7 @@ func TestFaultInjection(t *testing.T) {
 	t.Run("stream not rewindable", func(t *testing.T) {
 		// A plain stream cannot be sent again: the decorator fails with
 		// ErrNotRewindable, and no truncated object appears.
-		b := retry.New(newS3(1), retry.Options{Backoff: fast})
+		b := retry.New(newS3(1), retry.Options{Policy: fast})
 		p.Fail(1, buckettest.FaultResetMidBody)
 		_, err := b.Put(ctx, "stream-lost", buckettest.Stream(big), -1, bucket.PutOptions{})
 		if !errors.Is(err, bucket.ErrNotRewindable) {
@@ -294,7 +362,7 @@ func TestFaultInjection(t *testing.T) {
 		buckettest.CheckContent(t, direct, "stream-lost", big)
 	})
 	t.Run("resumable", func(t *testing.T) {
-		b := retry.New(newS3(1), retry.Options{Backoff: fast})
+		b := retry.New(newS3(1), retry.Options{Policy: fast})
 		var sent []int
 		p.Fail(1, buckettest.Fault503) // create
 		_, err := b.PutResumable(ctx, "resumable", bytes.NewReader(big), int64(len(big)), bucket.ResumableOptions{

@@ -109,7 +109,7 @@ func (b *Bucket) putSingle(ctx context.Context, key string, buf *partBuf, opts b
 		return bucket.ObjectInfo{}, err
 	}
 	var ui minio.UploadInfo
-	err := b.retry(ctx, func() (err error) {
+	err := b.retry(ctx, func(ctx context.Context) (err error) {
 		ui, err = b.core.PutObject(ctx, b.cfg.Bucket, b.objectKey(key), buf.reader(), buf.n, "", sum, putOptions(opts, sum))
 		return err
 	})
@@ -124,7 +124,7 @@ func (b *Bucket) putSingle(ctx context.Context, key string, buf *partBuf, opts b
 func (b *Bucket) putMultipart(ctx context.Context, key string, r io.Reader, more func() (bool, error), first *partBuf, size, partSize int64, opts bucket.PutOptions) (info bucket.ObjectInfo, err error) {
 	objKey := b.objectKey(key)
 	var id string
-	err = b.retry(ctx, func() (err error) {
+	err = b.retry(ctx, func(ctx context.Context) (err error) {
 		id, err = b.core.NewMultipartUpload(ctx, b.cfg.Bucket, objKey, putOptions(opts, opts.SHA256))
 		return err
 	})
@@ -205,7 +205,7 @@ func (b *Bucket) complete(ctx context.Context, objKey, id string, parts []minio.
 	slices.SortFunc(parts, func(x, y minio.CompletePart) int { return x.PartNumber - y.PartNumber })
 	var ui minio.UploadInfo
 	attempts := 0
-	err := b.retry(ctx, func() (err error) {
+	err := b.retry(ctx, func(ctx context.Context) (err error) {
 		attempts++
 		ui, err = b.core.CompleteMultipartUpload(ctx, b.cfg.Bucket, objKey, id, parts, minio.PutObjectOptions{})
 		return err
@@ -231,7 +231,7 @@ func isNoSuchUpload(err error) bool {
 func (b *Bucket) abort(ctx context.Context, objKey, id string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	_ = b.retry(actx, func() error { return b.core.AbortMultipartUpload(actx, b.cfg.Bucket, objKey, id) })
+	_ = b.retry(actx, func(actx context.Context) error { return b.core.AbortMultipartUpload(actx, b.cfg.Bucket, objKey, id) })
 }
 
 // uploader sends the parts of one multipart upload, PartConcurrency at a
@@ -291,8 +291,8 @@ func (u *uploader) submit(num int, buf *partBuf) bool {
 		defer buf.release()
 		sum := buf.sha256Hex()
 		var op minio.ObjectPart
-		err := u.b.retry(u.ctx, func() (err error) {
-			op, err = u.b.core.PutObjectPart(u.ctx, u.b.cfg.Bucket, u.objKey, u.id, num, buf.reader(), buf.n,
+		err := u.b.retry(u.ctx, func(ctx context.Context) (err error) {
+			op, err = u.b.core.PutObjectPart(ctx, u.b.cfg.Bucket, u.objKey, u.id, num, buf.reader(), buf.n,
 				minio.PutObjectPartOptions{Sha256Hex: sum, DisableContentSha256: true})
 			return err
 		})

@@ -102,7 +102,7 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 	}
 	if st.ID == "" {
 		var id string
-		err := b.retry(ctx, func() (err error) {
+		err := b.retry(ctx, func(ctx context.Context) (err error) {
 			id, err = b.core.NewMultipartUpload(ctx, b.cfg.Bucket, objKey, putOptions(opts.PutOptions, opts.SHA256))
 			return err
 		})
@@ -183,7 +183,7 @@ func (b *Bucket) listParts(ctx context.Context, objKey, id string) ([]minio.Obje
 	marker := 0
 	for {
 		var res minio.ListObjectPartsResult
-		err := b.retry(ctx, func() (err error) {
+		err := b.retry(ctx, func(ctx context.Context) (err error) {
 			res, err = b.core.ListObjectParts(ctx, b.cfg.Bucket, objKey, id, marker, 1000)
 			return err
 		})
@@ -206,7 +206,7 @@ func (b *Bucket) AbortUpload(ctx context.Context, key, uploadID string) error {
 	if uploadID == "" {
 		return nil
 	}
-	err := b.retry(ctx, func() error {
+	err := b.retry(ctx, func(ctx context.Context) error {
 		return b.core.AbortMultipartUpload(ctx, b.cfg.Bucket, b.objectKey(key), uploadID)
 	})
 	if err == nil || isNoSuchUpload(err) || errors.Is(err, bucket.ErrNotFound) {

@@ -15,10 +15,13 @@
 // and streams of unknown length as a multipart upload with several parts
 // in flight, all parts but the last of one size (R2 requires it) chosen
 // by bucket.ChoosePartSize so no object needs more than 10,000 parts.
-// Each part is retried on transient errors (bucket.IsTransient) from its
-// buffer; minio-go's own retries are off so that classification stays in
-// one place. A failed Put aborts its multipart upload; a failed
-// PutResumable leaves it to be resumed (see bucket.Bucket).
+// Each request of an upload is retried on transient errors
+// (bucket.IsTransient) from its buffer, under Config.Retry (the shared
+// retry policy, a server's Retry-After honoured); Stat, Get, Delete and
+// List are tried once and left to the retry decorator. minio-go's own
+// retries are off so that classification stays in one place. A failed Put
+// aborts its multipart upload; a failed PutResumable leaves it to be
+// resumed (see bucket.Bucket).
 //
 // The SHA-256 of an object is recorded as user metadata x-amz-meta-sha256:
 // computed for single-PUT objects, taken from PutOptions.SHA256 (and
@@ -31,12 +34,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -45,6 +48,7 @@ import (
 
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/credentials"
+	"github.com/releng-project/releng/internal/retry"
 )
 
 // metaSHA256 is the user metadata key (x-amz-meta-sha256) holding an
@@ -90,14 +94,22 @@ type Config struct {
 	AddressingStyle string
 	// Credentials; nil for anonymous access.
 	Credentials *Credentials
+	// Profile is the profile of the shared AWS credentials file whose keys
+	// location.Open reads when it is given no credentials (the URL's
+	// profile=); New itself reads no credentials.
+	Profile string
 	// PartSize is the smallest part size (default DefaultPartSize, at
 	// least bucket.MinPartSize); objects up to it are sent in one PUT.
 	PartSize int64
 	// PartConcurrency is the number of parts of one object in flight
 	// (default 4).
 	PartConcurrency int
-	// PartBackoff retries each request (default: bucket.Backoff's).
-	PartBackoff bucket.Backoff
+	// Retry retries each request of an upload from its buffer (a single
+	// PUT, the multipart creation, each part, the completion, an abort)
+	// and the HEADs of a List with SHA256 (zero: the defaults). Stat,
+	// Get, Delete and List are tried once: the retry decorator retries
+	// them.
+	Retry retry.Policy
 	// Transport replaces the HTTP transport (tests).
 	Transport http.RoundTripper
 }
@@ -109,6 +121,7 @@ type Bucket struct {
 	core   minio.Core
 	prefix string // cfg.Prefix + "/", or ""
 	url    string
+	host   string // the endpoint's host[:port]
 }
 
 var _ bucket.Bucket = (*Bucket)(nil)
@@ -197,8 +210,9 @@ func New(cfg Config) (*Bucket, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		tr = newTransport()
+		tr = bucket.NewTransport()
 	}
+	tr = delayTransport{inner: tr}
 	client, err := minio.New(host, &minio.Options{
 		Creds:        creds,
 		Secure:       secure,
@@ -213,31 +227,11 @@ func New(cfg Config) (*Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %v", host, err)
 	}
-	b := &Bucket{cfg: cfg, client: client, core: minio.Core{Client: client}, url: cfg.URL()}
+	b := &Bucket{cfg: cfg, client: client, core: minio.Core{Client: client}, url: cfg.URL(), host: host}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
 	}
 	return b, nil
-}
-
-// newTransport is an HTTP transport for many concurrent requests to one
-// host. Compression is off so that objects stored with a Content-Encoding
-// are returned as stored.
-func newTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   15 * time.Second,
-		ResponseHeaderTimeout: 2 * time.Minute,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-	}
 }
 
 // Config returns the bucket's configuration (with defaults filled in).
@@ -245,6 +239,9 @@ func (b *Bucket) Config() Config { return b.cfg }
 
 // String implements bucket.Bucket.
 func (b *Bucket) String() string { return b.url }
+
+// Host is the endpoint's host[:port].
+func (b *Bucket) Host() string { return b.host }
 
 func (b *Bucket) objectKey(key string) string { return b.prefix + key }
 
@@ -262,13 +259,16 @@ func (b *Bucket) fail(op, key string, err error) error {
 
 // convert turns a minio-go error answer into a *bucket.ServerError and
 // makes sure no secret survives in an error.
-func (b *Bucket) convert(err error) error {
+func (b *Bucket) convert(err error) error { return b.convertDelay(err, 0) }
+
+// convertDelay is convert giving a server error the Retry-After delay.
+func (b *Bucket) convertDelay(err error, delay time.Duration) error {
 	if err == nil {
 		return nil
 	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) && er.StatusCode != 0 {
-		return &bucket.ServerError{StatusCode: er.StatusCode, Code: er.Code, Message: b.redact(er.Message), RequestID: er.RequestID}
+		return &bucket.ServerError{StatusCode: er.StatusCode, Code: er.Code, Message: b.redact(er.Message), RequestID: er.RequestID, Delay: delay}
 	}
 	if msg := err.Error(); b.redact(msg) != msg {
 		return errors.New(b.redact(msg))
@@ -289,9 +289,40 @@ func (b *Bucket) redact(s string) string {
 	return s
 }
 
-// retry runs fn with the part backoff.
-func (b *Bucket) retry(ctx context.Context, fn func() error) error {
-	return b.cfg.PartBackoff.Do(ctx, func(int) error { return b.convert(fn()) })
+// once runs one request fn (which must use the ctx it is given) and
+// converts its error, with the server's Retry-After, if any. Stat, Get,
+// Delete and List are one request each: retrying them is the retry
+// decorator's (location.Open), so that attempts do not multiply.
+func (b *Bucket) once(ctx context.Context, fn func(ctx context.Context) error) error {
+	slot := new(atomic.Int64)
+	err := fn(context.WithValue(ctx, delayKey{}, slot))
+	return b.convertDelay(err, time.Duration(slot.Load()))
+}
+
+// retry runs one request of an upload (or a HEAD of a List with
+// SHA256) under the Retry policy: the request's body is still in its
+// buffer, so it can be sent again where the retry decorator could not
+// rewind the caller's stream.
+func (b *Bucket) retry(ctx context.Context, fn func(ctx context.Context) error) error {
+	return b.cfg.Retry.Do(ctx, bucket.IsTransient, func(int) error { return b.once(ctx, fn) }, nil)
+}
+
+// delayKey is the context key of the slot where delayTransport leaves a
+// response's Retry-After for once.
+type delayKey struct{}
+
+// delayTransport records the Retry-After of 429 and 503 answers (which
+// minio-go's errors do not carry) in the request's slot.
+type delayTransport struct{ inner http.RoundTripper }
+
+func (t delayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	if d := retry.ResponseDelay(resp); d > 0 {
+		if slot, ok := req.Context().Value(delayKey{}).(*atomic.Int64); ok {
+			slot.Store(int64(d))
+		}
+	}
+	return resp, err
 }
 
 func infoFrom(key string, oi minio.ObjectInfo) bucket.ObjectInfo {
@@ -311,7 +342,7 @@ func (b *Bucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error
 		return bucket.ObjectInfo{}, b.fail("stat", key, err)
 	}
 	var oi minio.ObjectInfo
-	err := b.retry(ctx, func() (err error) {
+	err := b.once(ctx, func(ctx context.Context) (err error) {
 		oi, err = b.client.StatObject(ctx, b.cfg.Bucket, b.objectKey(key), minio.StatObjectOptions{})
 		return err
 	})
@@ -327,7 +358,7 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, b.fail("get", key, err)
 	}
 	var rc io.ReadCloser
-	err := b.retry(ctx, func() (err error) {
+	err := b.once(ctx, func(ctx context.Context) (err error) {
 		rc, _, _, err = b.core.GetObject(ctx, b.cfg.Bucket, b.objectKey(key), minio.GetObjectOptions{})
 		return err
 	})
@@ -342,7 +373,7 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := bucket.ValidateKey(key); err != nil {
 		return b.fail("delete", key, err)
 	}
-	err := b.retry(ctx, func() error {
+	err := b.once(ctx, func(ctx context.Context) error {
 		return b.client.RemoveObject(ctx, b.cfg.Bucket, b.objectKey(key), minio.RemoveObjectOptions{})
 	})
 	if errors.Is(err, bucket.ErrNotFound) {
@@ -357,7 +388,7 @@ func (b *Bucket) List(ctx context.Context, prefix string, opts bucket.ListOption
 		return nil, b.fail("list", prefix, err)
 	}
 	var out []bucket.ObjectInfo
-	err := b.retry(ctx, func() error {
+	err := b.once(ctx, func(ctx context.Context) error {
 		out = out[:0]
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -418,7 +449,11 @@ func (b *Bucket) statAll(ctx context.Context, infos []bucket.ObjectInfo) error {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			st, err := b.Stat(ctx, infos[i].Key)
+			var st bucket.ObjectInfo
+			err := b.retry(ctx, func(ctx context.Context) (err error) {
+				st, err = b.Stat(ctx, infos[i].Key)
+				return err
+			})
 			if errors.Is(err, bucket.ErrNotFound) {
 				return // deleted since it was listed
 			}

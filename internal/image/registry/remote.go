@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/releng-project/releng/internal/image/oci"
+	"github.com/releng-project/releng/internal/retry"
 )
 
 // Remote is a repository of a registry.
@@ -162,7 +163,8 @@ func (r *Remote) doBody(ctx context.Context, method, u string, body func() io.Re
 	}
 	if err := transport.CheckError(resp, ok...); err != nil {
 		resp.Body.Close()
-		return nil, r.explain(err)
+		// A 429 or 503 may say when to come back (retry.Policy waits so).
+		return nil, retry.WithAfter(r.explain(err), retry.ResponseDelay(resp))
 	}
 	return resp, nil
 }
@@ -500,22 +502,26 @@ func (r *Remote) CheckPush(ctx context.Context) error {
 	return nil
 }
 
-// Transient reports whether err is worth retrying: a dropped connection, a
-// timeout, a 5xx or 429.
+// Transient reports whether err is worth retrying: a dropped or reset
+// connection, a timeout, a 5xx, 429 (Too Many Requests) or 408 answer, or
+// one of the error codes the distribution spec calls temporary. This is
+// the registry's classifier for the shared retry policy (internal/retry),
+// as bucket.IsTransient is the object stores'.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
-		return te.Temporary() || te.StatusCode >= 500
+		return te.Temporary() || te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusRequestTimeout
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		strings.Contains(err.Error(), "connection reset by peer")
 }
 
 // NotFound reports whether err is a 404 from the registry (for an index
