@@ -112,6 +112,7 @@ func (app *App) commands() []*cobra.Command {
 		app.notesCommand(),
 		app.prepareCommand(),
 		app.cacheCommand(),
+		app.closureCommand(),
 		app.imageCommand(),
 		app.uploadCommand(),
 		app.verifyCommand(),
