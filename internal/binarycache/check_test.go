@@ -55,6 +55,12 @@ func (c *countingBucket) Delete(ctx context.Context, key string) error {
 	return c.Bucket.Delete(ctx, key)
 }
 
+// HashObject forwards the cheap read-back of a directory bucket.
+func (c *countingBucket) HashObject(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	c.count("hash")
+	return bucket.HashObject(ctx, c.Bucket, key)
+}
+
 func (c *countingBucket) snapshot() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -271,17 +271,9 @@ func readSmall(ctx context.Context, b bucket.Bucket, key string, limit int64) ([
 }
 
 // checksum is the SHA-256 (hex) of an object, "" when the cache does not
-// know it.
-// TODO(bucket.Checksum): ask the bucket layer instead of the scheme.
+// know it and cannot read it back cheaply.
 func (p *pusher) checksum(ctx context.Context, key string) (string, error) {
-	info, err := p.b.Stat(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	if info.SHA256 == "" && p.uri.Scheme == "file" {
-		return hashObject(ctx, p.b, key)
-	}
-	return info.SHA256, nil
+	return bucket.Checksum(ctx, p.b, key)
 }
 
 func parseHexHash(s string) (nixstore.Hash, error) {

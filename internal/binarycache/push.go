@@ -3,7 +3,6 @@ package binarycache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -596,18 +595,4 @@ func (c *narCounter) flush() {
 		c.p.event(Event{Kind: EventNARBytes, Path: c.pi.Path, Bytes: c.pending})
 		c.pending = 0
 	}
-}
-
-// hashObject reads an object and returns its lowercase hex SHA-256.
-func hashObject(ctx context.Context, b bucket.Bucket, key string) (string, error) {
-	rc, err := b.Get(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/binarycache"
-	"github.com/releng-project/releng/internal/bucket/retry"
 	"github.com/releng-project/releng/internal/plan"
 )
 
@@ -113,9 +112,7 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 	if err != nil {
 		return fmt.Errorf("cache push: %w", err)
 	}
-	b, err := uri.Open(binarycache.OpenOptions{OnRetry: func(e retry.Event) {
-		fmt.Fprintf(app.Err, "releng: retrying %s of %s in %s: %v\n", e.Op, e.URL, e.Wait.Round(1e6), e.Err)
-	}})
+	b, err := uri.Open(binarycache.OpenOptions{OnRetry: app.onRetry})
 	if err != nil {
 		return fmt.Errorf("cache push: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/releng-project/releng/internal/image/layering"
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
 )
 
@@ -213,6 +214,7 @@ EXIT STATUS
 }
 
 func (app *App) runImagePush(ctx context.Context, args []string, o imagePushOptions) error {
+	ctx = retry.WithOnRetry(ctx, app.onRetry)
 	if o.to == "" {
 		return usageErrorf("image push: --to REF is required (HOST[:PORT]/REPO or oci:DIR)")
 	}

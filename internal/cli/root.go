@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,7 +34,6 @@ type App struct {
 	JSON       bool
 	Verbose    bool
 	NoColor    bool
-	Log        *slog.Logger
 }
 
 // Execute runs releng with args and returns the process exit code.
@@ -76,11 +74,6 @@ EXIT STATUS
 			if _, ok := os.LookupEnv("NO_COLOR"); ok {
 				app.NoColor = true
 			}
-			level := slog.LevelWarn
-			if app.Verbose {
-				level = slog.LevelDebug
-			}
-			app.Log = slog.New(slog.NewTextHandler(app.Err, &slog.HandlerOptions{Level: level}))
 			return nil
 		},
 	}

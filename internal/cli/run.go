@@ -9,6 +9,7 @@ import (
 
 	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/release"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
 )
 
@@ -53,6 +54,11 @@ func (app *App) renderEvent(e runctx.Event) {
 	default:
 		fmt.Fprintf(app.Err, "%s%s\n", prefix, e.Message)
 	}
+}
+
+// onRetry renders a retried request like any progress event.
+func (app *App) onRetry(e retry.Event) {
+	app.renderEvent(runctx.Event{Kind: runctx.Retry, Object: e.URL, Message: e.String()})
 }
 
 // confirm asks for the phrase on stderr and reads it from stdin.

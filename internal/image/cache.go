@@ -24,18 +24,6 @@ type Cache struct {
 	Dir string
 }
 
-// DefaultCacheDir is $RELENG_CACHE_DIR, or releng/ under the user's cache
-// directory ($XDG_CACHE_HOME or ~/.cache).
-func DefaultCacheDir() string {
-	if d := os.Getenv("RELENG_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "releng")
-	}
-	return ""
-}
-
 // layerKey derives a cache key from the parts that decide a layer's bytes.
 func layerKey(relengVersion string, parts ...string) string {
 	h := sha256.New()

@@ -262,7 +262,15 @@ func distinct(tags []string) []string {
 // labels (the first image's value wins) and then opts' annotations.
 func indexBlob(imgs []*pImage, manifests []oci.Descriptor, annotations map[string]string) ([]byte, error) {
 	index := oci.Index{SchemaVersion: 2, MediaType: oci.MediaTypeIndex, Annotations: map[string]string{}}
-	for i, img := range imgs {
+	// The platforms in one order whatever order the sources came in, so
+	// every caller (build, image push, upload) puts the same index.
+	order := make([]int, len(imgs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return systemOf(imgs[order[a]].platform) < systemOf(imgs[order[b]].platform) })
+	for _, i := range order {
+		img := imgs[i]
 		platform := img.platform
 		index.Manifests = append(index.Manifests, oci.Descriptor{MediaType: manifests[i].MediaType, Digest: manifests[i].Digest, Size: manifests[i].Size, Platform: &platform})
 		for k, v := range img.labels {

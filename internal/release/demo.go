@@ -14,6 +14,7 @@ import (
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/example"
 	"github.com/releng-project/releng/internal/gitflow"
+	"github.com/releng-project/releng/internal/image/registry"
 	"github.com/releng-project/releng/internal/notes"
 	"github.com/releng-project/releng/internal/project"
 	"github.com/releng-project/releng/internal/runctx"
@@ -169,8 +170,8 @@ func lookCommands(ctx context.Context, p *project.Project, rec *artifacts.Record
 				" --option trusted-public-keys " + shellQuote(keys[0].String()) + " --option require-sigs true"})
 	}
 	for _, it := range t.Env.Images {
-		if dir, ok := ociDir(p, it.Repository); ok {
-			look = append(look, LookCommand{"the image index", "skopeo inspect --raw " + shellQuote("oci:"+dir+":"+rec.Version)})
+		if d, err := registry.ParseDest(it.Repository, p.Root); err == nil && d.Dir != "" {
+			look = append(look, LookCommand{"the image index", "skopeo inspect --raw " + shellQuote(d.String()+":"+rec.Version)})
 		}
 	}
 	if dir, ok := config.LocalDirOf(t.Env.Releases); ok {

@@ -12,7 +12,7 @@ import (
 	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/bucket/location"
-	"github.com/releng-project/releng/internal/bucket/retry"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/bucket/s3"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/credentials"
@@ -38,6 +38,8 @@ type Target struct {
 type TargetOptions struct {
 	// NeedCredentials runs credentials_command or reads the AWS chain.
 	NeedCredentials bool
+	// OnRetry is told about each retried request.
+	OnRetry func(retry.Event)
 }
 
 // OpenTarget resolves environment name of p (the default one for "").
@@ -64,28 +66,27 @@ func OpenTarget(ctx context.Context, p *project.Project, name string, opts Targe
 			return nil, err
 		}
 	}
-	lopts := location.Options{ProjectRoot: p.Root, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, Credentials: s3.FromCredentials(t.Creds)}
-	wrap := func(b bucket.Bucket) bucket.Bucket { return retry.New(b, retry.Options{}) }
+	lopts := location.Options{ProjectRoot: p.Root, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, Credentials: s3.FromCredentials(t.Creds), OnRetry: opts.OnRetry}
 	if env.Releases != "" {
 		b, err := location.Open(env.Releases, lopts)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.releases: %w", env.Name, err)
 		}
-		t.Releases = wrap(b)
+		t.Releases = b
 	}
 	if env.Docs != "" {
 		b, err := location.Open(env.Docs, lopts)
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.docs: %w", env.Name, err)
 		}
-		t.Docs = wrap(b)
+		t.Docs = b
 	}
 	if env.Cache != "" {
 		raw := cacheURI(p, env.Cache)
 		if t.CacheURI, err = binarycache.ParseStoreURI(raw); err != nil {
 			return nil, fmt.Errorf("environments.%s.cache: %w", env.Name, err)
 		}
-		b, err := t.CacheURI.Open(binarycache.OpenOptions{Credentials: t.Creds, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region})
+		b, err := t.CacheURI.Open(binarycache.OpenOptions{Credentials: t.Creds, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, OnRetry: opts.OnRetry})
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.cache: %w", env.Name, err)
 		}
@@ -166,16 +167,4 @@ func (t *Target) VerifyKeys(p *project.Project) ([]nixstore.PublicKey, error) {
 		pks = append(pks, k.PublicKey())
 	}
 	return pks, nil
-}
-
-// ociDir resolves an oci:DIR repository against the project root.
-func ociDir(p *project.Project, repo string) (string, bool) {
-	dir, ok := strings.CutPrefix(repo, "oci:")
-	if !ok {
-		return "", false
-	}
-	if !filepath.IsAbs(dir) {
-		dir = p.Config.Abs(dir)
-	}
-	return dir, true
 }

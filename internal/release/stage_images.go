@@ -10,6 +10,8 @@ import (
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/image"
+	"github.com/releng-project/releng/internal/image/registry"
+	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/project"
 	"github.com/releng-project/releng/internal/runctx"
@@ -81,10 +83,11 @@ func imagePushes(p *project.Project, env *config.Environment, rec *artifacts.Rec
 		if latest {
 			tags = append(tags, "latest")
 		}
-		dest := t.Repository
-		if dir, ok := ociDir(p, dest); ok {
-			dest = "oci:" + dir
+		d, err := registry.ParseDest(t.Repository, p.Root)
+		if err != nil {
+			return nil, &config.Error{File: p.Config.Path, Msg: fmt.Sprintf("environments.%s.images[%d].repository: %v", env.Name, i, err)}
 		}
+		dest := d.String()
 		names := t.Images
 		if len(names) == 0 {
 			for n := range byName {
@@ -167,21 +170,27 @@ func (imagesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 // lacks, then the index to each tag.
 func (imagesStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
 	st := pl.State.(*imageState)
-	var pub Published
+	pub := Published{Objects: len(pl.Objects)}
+	var jerr error
 	for _, ip := range st.pushes {
 		sources, err := ip.Sources()
 		if err != nil {
 			return pub, err
 		}
-		res, err := image.Push(ctx, sources, ip.options(r))
-		if err != nil {
+		opts := ip.options(r)
+		opts.Sent = func(o plan.Object) {
+			pub.Sent++
+			pub.Bytes += max(o.Size, 0)
+			r.rc.Emit(runctx.Event{Kind: runctx.Object, Stage: "images", Object: o.Dest + " " + o.Kind + " " + o.Key, Bytes: o.Size})
+			if err := r.j.Append(journal.Entry{Kind: "object", Step: "images", Key: o.Dest + "@" + o.Key, Size: o.Size, SHA256: o.Digest}); err != nil && jerr == nil {
+				jerr = err
+			}
+		}
+		if _, err := image.Push(ctx, sources, opts); err != nil {
 			return pub, fmt.Errorf("push image %s to %s: %w", ip.Image, ip.Dest, err)
 		}
-		pub.Objects += len(res.Images) + len(res.Tags)
-		pub.Sent += res.Uploaded
-		pub.Bytes += res.Stats.BlobBytes
 	}
-	return pub, nil
+	return pub, jerr
 }
 
 // Verify reads back every planned blob, manifest and tag through the

@@ -14,6 +14,7 @@ import (
 	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
 )
 
@@ -113,7 +114,7 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 		return nil, err
 	}
 	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts}
-	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true}); err != nil {
+	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry}); err != nil {
 		return nil, err
 	}
 	var m *gitflow.Maintenance
@@ -124,6 +125,11 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 		r.rc.Infof("", "%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
 	}
 	return r, nil
+}
+
+// onRetry reports a retried request as progress.
+func (r *run) onRetry(e retry.Event) {
+	r.rc.Emit(runctx.Event{Kind: runctx.Retry, Object: e.URL, Message: e.String()})
 }
 
 // plans makes the plan of every stage, in order.
@@ -150,6 +156,7 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	if err != nil {
 		return nil, err
 	}
+	ctx = retry.WithOnRetry(ctx, r.onRetry)
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
 	}
@@ -166,6 +173,13 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	}
 	if rep.Plans, err = r.plans(ctx); err != nil {
 		return nil, err
+	}
+	for _, pl := range rep.Plans {
+		if pl.Skipped != "" {
+			r.rc.Infof(pl.Stage, "plan: skipped: %s", pl.Skipped)
+		} else {
+			r.rc.Infof(pl.Stage, "plan: %s → %s", pl.Totals(), pl.Dest)
+		}
 	}
 	if opts.DryRun {
 		return rep, nil

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
 )
 
@@ -42,6 +43,7 @@ func Verify(ctx context.Context, p *project.Project, opts VerifyOptions) (*Verif
 	if err != nil {
 		return nil, err
 	}
+	ctx = retry.WithOnRetry(ctx, r.onRetry)
 	if r.opts.Target == "all" && r.rec.Target != "all" {
 		r.opts.Target = r.rec.Target
 	}
