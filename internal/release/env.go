@@ -12,12 +12,12 @@ import (
 	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/bucket/location"
-	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/bucket/s3"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/nixstore"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/retry"
 )
 
 // Target is an environment with everything needed to reach it: its
