@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/binarycache"
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/plan"
 )
 
@@ -151,13 +151,15 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 
 // readPathLines reads one path a line, ignoring blank lines.
 func readPathLines(r io.Reader) ([]string, error) {
+	data, err := fsutil.ReadAllLimited(r, "standard input", fsutil.MaxPathInfo)
+	if err != nil {
+		return nil, err
+	}
 	var paths []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
 			paths = append(paths, line)
 		}
 	}
-	return paths, sc.Err()
+	return paths, nil
 }

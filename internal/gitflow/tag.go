@@ -379,7 +379,7 @@ func firstLine(err error) string {
 }
 
 func (t *tagRun) versionFileIsOriginal() bool {
-	cur, err := os.ReadFile(t.vf.Path)
+	cur, err := fsutil.ReadFile(t.vf.Path, fsutil.MaxVersionFile)
 	return err == nil && bytes.Equal(cur, t.origVersion)
 }
 

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // Repo is a git working tree.
@@ -162,7 +164,7 @@ func (r *Repo) Exclude(ctx context.Context, pattern string) error {
 		return err
 	}
 	p := filepath.Join(gd, "info", "exclude")
-	data, err := os.ReadFile(p)
+	data, err := fsutil.ReadFile(p, fsutil.MaxConfig)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

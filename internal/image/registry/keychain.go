@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // DefaultKeychain finds credentials as Docker and the containers tools
@@ -37,8 +39,12 @@ func (keychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
-		cf, err := dockerconfig.LoadFromReader(f)
+		data, err := fsutil.ReadAllLimited(f, p, fsutil.MaxSmallState)
 		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		cf, err := dockerconfig.LoadFromReader(bytes.NewReader(data))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", p, err)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/image/oci"
 )
 
@@ -119,7 +120,7 @@ const DefaultChunkSize = 8 << 20
 const OCIPrefix = "oci:"
 
 // MaxManifest bounds the manifests and indexes read back.
-const MaxManifest = 4 << 20
+const MaxManifest = fsutil.MaxManifestJSON
 
 // ErrNotFound is wrapped by the errors of reads of something a destination
 // does not hold.
