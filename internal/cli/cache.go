@@ -112,7 +112,7 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 	if err != nil {
 		return fmt.Errorf("cache push: %w", err)
 	}
-	b, err := uri.Open(binarycache.OpenOptions{OnRetry: app.onRetry})
+	b, err := uri.Open(binarycache.OpenOptions{OnRetry: app.onRetry, Retry: app.run().RetryPolicy()})
 	if err != nil {
 		return fmt.Errorf("cache push: %w", err)
 	}

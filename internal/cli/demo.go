@@ -20,6 +20,7 @@ no prompt) and verify; then print what was published. Needs git and Nix.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Run, opts.NixLog = app.run(), app.Err
 			rep, err := release.Demo(cmd.Context(), opts)
+			app.bars.done()
 			if rep != nil && app.JSON {
 				if jerr := app.printJSON(rep); jerr != nil {
 					return jerr

@@ -16,7 +16,6 @@ import (
 	"github.com/releng-project/releng/internal/nixbuild"
 	"github.com/releng-project/releng/internal/project"
 	"github.com/releng-project/releng/internal/retry"
-	"github.com/releng-project/releng/internal/runctx"
 )
 
 func (app *App) imageCommand() *cobra.Command {
@@ -84,7 +83,7 @@ func (app *App) nix(p *project.Project) *nixbuild.Nix {
 
 func (app *App) progress(s string) { fmt.Fprintf(app.Err, "releng: %s\n", s) }
 
-func (app *App) imageCache() *image.Cache { return &image.Cache{Dir: runctx.DefaultCacheDir()} }
+func (app *App) imageCache() *image.Cache { return &image.Cache{Dir: app.run().Cache()} }
 
 // resolveInputs asks Nix for the closure of every (image, system).
 func (app *App) resolveInputs(ctx context.Context, p *project.Project, images []*config.Image, system string) ([]*image.Input, error) {

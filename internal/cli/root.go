@@ -10,12 +10,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // Streams are the standard streams a command uses.
@@ -34,6 +36,11 @@ type App struct {
 	JSON       bool
 	Verbose    bool
 	NoColor    bool
+
+	once sync.Once
+	rc   *runctx.Run // the run context, made by run()
+	mu   sync.Mutex  // serialises progress output
+	bars *stageBars  // per-stage bars on a terminal; nil otherwise
 }
 
 // Execute runs releng with args and returns the process exit code.
@@ -47,6 +54,7 @@ func Execute(args []string, s Streams, version string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	app.bars.done()
 	if err != nil {
 		if msg := err.Error(); msg != "" && !isSilent(err) {
 			fmt.Fprintf(s.Err, "releng: %s\n", msg)

@@ -4,55 +4,123 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/release"
 	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // run is the context of this run, handed to every stage: releng's version,
-// the cache directory, progress rendered on stderr (a line per event; JSON
-// lines under --json) and the confirmation prompt on the terminal.
+// the cache directory, progress rendered on stderr (a bar per stage on a
+// terminal, a line per event otherwise, JSON lines under --json) and the
+// confirmation prompt on the terminal. There is one per App.
 func (app *App) run() *runctx.Run {
-	var mu sync.Mutex
-	return &runctx.Run{
-		Version:  app.Version,
-		CacheDir: runctx.DefaultCacheDir(),
-		Events: func(e runctx.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			app.renderEvent(e)
-		},
-		Confirm: app.confirm,
+	app.once.Do(func() {
+		app.rc = &runctx.Run{
+			Version:  app.Version,
+			CacheDir: runctx.DefaultCacheDir(),
+			Events:   app.renderEvent,
+			Confirm:  app.confirm,
+		}
+		if !app.JSON && isTerminal(app.Err) {
+			app.bars = &stageBars{w: app.Err, bars: map[string]*mpb.Bar{}}
+		}
+	})
+	return app.rc
+}
+
+// stageBars draws a bar per stage: the objects sent against the plan's.
+type stageBars struct {
+	w    io.Writer
+	p    *mpb.Progress
+	bars map[string]*mpb.Bar
+}
+
+// event draws e; it reports false for events it leaves to the lines.
+func (sb *stageBars) event(e runctx.Event) bool {
+	switch e.Kind {
+	case runctx.StageStart:
+		if sb.p == nil {
+			sb.p = mpb.New(mpb.WithOutput(sb.w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
+		}
+		b := sb.p.AddBar(int64(e.Count),
+			mpb.PrependDecorators(decor.Name(e.Stage, decor.WC{W: 10}), decor.CountersNoUnit("%d / %d")),
+			mpb.AppendDecorators(decor.Percentage()))
+		if e.Count == 0 {
+			b.SetTotal(0, true)
+		}
+		sb.bars[e.Stage] = b
+		return true
+	case runctx.Object:
+		if b := sb.bars[e.Stage]; b != nil {
+			b.Increment()
+			return true
+		}
+	case runctx.StageDone:
+		if b := sb.bars[e.Stage]; b != nil {
+			b.SetTotal(-1, true)
+		}
 	}
+	return false
+}
+
+// done ends the bars: those of stages that did not finish are aborted.
+func (sb *stageBars) done() {
+	if sb == nil || sb.p == nil {
+		return
+	}
+	for _, b := range sb.bars {
+		if !b.Completed() {
+			b.Abort(false)
+		}
+	}
+	sb.p.Wait()
+	sb.p = nil
+}
+
+// out is where progress lines go: above the bars while they are drawn.
+func (sb *stageBars) out(w io.Writer) io.Writer {
+	if sb != nil && sb.p != nil {
+		return sb.p
+	}
+	return w
 }
 
 func (app *App) renderEvent(e runctx.Event) {
+	app.mu.Lock()
+	defer app.mu.Unlock()
 	if app.JSON {
 		data, _ := json.Marshal(e)
 		fmt.Fprintf(app.Err, "%s\n", data)
 		return
 	}
+	if app.bars != nil && app.bars.event(e) {
+		return
+	}
+	w := app.bars.out(app.Err)
 	prefix := "releng: "
 	if e.Stage != "" {
 		prefix += e.Stage + ": "
 	}
 	switch e.Kind {
 	case runctx.Warning:
-		fmt.Fprintf(app.Err, "%swarning: %s\n", prefix, e.Message)
+		fmt.Fprintf(w, "%swarning: %s\n", prefix, e.Message)
 	case runctx.Object:
 		if app.Verbose {
-			fmt.Fprintf(app.Err, "%ssent %s (%s)\n", prefix, e.Object, plan.Size(e.Bytes))
+			fmt.Fprintf(w, "%ssent %s (%s)\n", prefix, e.Object, plan.Size(e.Bytes))
 		}
 	case runctx.StageStart:
-		fmt.Fprintf(app.Err, "%s%s\n", prefix, e.Message)
+		fmt.Fprintf(w, "%s%s\n", prefix, e.Message)
 	case runctx.StageDone:
-		fmt.Fprintf(app.Err, "%sdone: %s\n", prefix, e.Message)
+		fmt.Fprintf(w, "%sdone: %s\n", prefix, e.Message)
 	default:
-		fmt.Fprintf(app.Err, "%s%s\n", prefix, e.Message)
+		fmt.Fprintf(w, "%s%s\n", prefix, e.Message)
 	}
 }
 

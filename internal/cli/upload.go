@@ -36,6 +36,7 @@ EXIT STATUS
 			}
 			opts.Run = app.run()
 			rep, err := release.Upload(cmd.Context(), p, opts)
+			app.bars.done()
 			if err != nil {
 				return err
 			}

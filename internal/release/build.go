@@ -249,7 +249,7 @@ func buildImages(ctx context.Context, p *project.Project, nix *nixbuild.Nix, sta
 	}
 	results, err := image.BuildAll(ctx, cfg, nix, rec.Version, p.Vars(), image.BuildOptions{
 		Dir:           filepath.Join(staging, "images"),
-		Cache:         &image.Cache{Dir: runctx.DefaultCacheDir()},
+		Cache:         &image.Cache{Dir: opts.Run.Cache()},
 		RelengVersion: opts.Run.RelengVersion(),
 		Progress:      func(line string) { say("%s", line) },
 	})

@@ -165,8 +165,8 @@ func lookCommands(ctx context.Context, p *project.Project, rec *artifacts.Record
 	var look []LookCommand
 	if len(keys) > 0 && len(rec.Manifest) > 0 {
 		path := rec.Manifest[sortedKeys(rec.Manifest)[0]]
-		look = append(look, LookCommand{"the binary cache (substitute the release from it, checking its signature)",
-			"nix-store -r " + shellQuote(path) + " --option substituters " + shellQuote(cacheBase(t.CacheURI.Raw)) +
+		look = append(look, LookCommand{"the binary cache (substitute the release from it into a new store, checking its signature)",
+			`nix-store --store "$(mktemp -d)" -r ` + shellQuote(path) + " --option substituters " + shellQuote(cacheBase(t.CacheURI.Raw)) +
 				" --option trusted-public-keys " + shellQuote(keys[0].String()) + " --option require-sigs true"})
 	}
 	for _, it := range t.Env.Images {

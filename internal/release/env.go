@@ -40,6 +40,8 @@ type TargetOptions struct {
 	NeedCredentials bool
 	// OnRetry is told about each retried request.
 	OnRetry func(retry.Event)
+	// Retry is the retry policy (zero: the defaults).
+	Retry retry.Policy
 }
 
 // OpenTarget resolves environment name of p (the default one for "").
@@ -66,7 +68,7 @@ func OpenTarget(ctx context.Context, p *project.Project, name string, opts Targe
 			return nil, err
 		}
 	}
-	lopts := location.Options{ProjectRoot: p.Root, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, Credentials: s3.FromCredentials(t.Creds), OnRetry: opts.OnRetry}
+	lopts := location.Options{ProjectRoot: p.Root, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, Credentials: s3.FromCredentials(t.Creds), OnRetry: opts.OnRetry, Retry: opts.Retry}
 	if env.Releases != "" {
 		b, err := location.Open(env.Releases, lopts)
 		if err != nil {
@@ -86,7 +88,7 @@ func OpenTarget(ctx context.Context, p *project.Project, name string, opts Targe
 		if t.CacheURI, err = binarycache.ParseStoreURI(raw); err != nil {
 			return nil, fmt.Errorf("environments.%s.cache: %w", env.Name, err)
 		}
-		b, err := t.CacheURI.Open(binarycache.OpenOptions{Credentials: t.Creds, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, OnRetry: opts.OnRetry})
+		b, err := t.CacheURI.Open(binarycache.OpenOptions{Credentials: t.Creds, S3Endpoint: env.S3Endpoint, S3Region: env.S3Region, OnRetry: opts.OnRetry, Retry: opts.Retry})
 		if err != nil {
 			return nil, fmt.Errorf("environments.%s.cache: %w", env.Name, err)
 		}

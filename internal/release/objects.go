@@ -79,7 +79,7 @@ func (r *run) planFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket, fil
 		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(objectChecks)
+	g.SetLimit(r.rc.JobsOr(objectChecks))
 	for i := range objs {
 		g.Go(func() error {
 			info, err := b.Stat(gctx, objs[i].Key)

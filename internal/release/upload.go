@@ -114,7 +114,7 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 		return nil, err
 	}
 	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts}
-	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry}); err != nil {
+	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry, Retry: r.rc.RetryPolicy()}); err != nil {
 		return nil, err
 	}
 	var m *gitflow.Maintenance

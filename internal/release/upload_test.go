@@ -131,6 +131,19 @@ func TestDemo(t *testing.T) {
 			t.Errorf("docs: %v", err)
 		}
 	}
+	// Every command the demo prints to look at what it published works as
+	// pasted into a shell (the cache one substitutes into a new store).
+	testenv.LookPath(t, "skopeo", "apt-get install -y skopeo")
+	if len(rep.Look) < 5 {
+		t.Errorf("demo prints %d commands to look at what it published", len(rep.Look))
+	}
+	for _, l := range rep.Look {
+		cmd := exec.Command("bash", "-c", l.Command)
+		cmd.Env = append(os.Environ(), nix.Env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %s: %v\n%s", l.What, l.Command, err, out)
+		}
+	}
 }
 
 // TestUploadResumesAfterFailure breaks the docs step, then fixes it: the

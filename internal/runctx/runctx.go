@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/releng-project/releng/internal/retry"
 )
 
 // Run is the context of one run.
@@ -21,9 +23,12 @@ type Run struct {
 	// CacheDir holds the image layer cache ($RELENG_CACHE_DIR, else
 	// ~/.cache/releng).
 	CacheDir string
-	// Jobs is how many objects are sent or checked at once (0: each
+	// Jobs is how many objects are checked or sent at once (0: each
 	// stage's default).
 	Jobs int
+	// Retry is the retry policy of every request to a bucket, cache or
+	// registry (zero: retry.Policy's defaults).
+	Retry retry.Policy
 	// Events receives progress; nil drops it.
 	Events func(Event)
 	// Confirm asks the user to type phrase before env is published to,
@@ -75,6 +80,30 @@ func (r *Run) Infof(stage, format string, args ...any) {
 // Warnf emits a Warning event of stage.
 func (r *Run) Warnf(stage, format string, args ...any) {
 	r.Emit(Event{Kind: Warning, Stage: stage, Message: fmt.Sprintf(format, args...)})
+}
+
+// Cache is CacheDir, or DefaultCacheDir.
+func (r *Run) Cache() string {
+	if r == nil || r.CacheDir == "" {
+		return DefaultCacheDir()
+	}
+	return r.CacheDir
+}
+
+// JobsOr is Jobs, or def when unset.
+func (r *Run) JobsOr(def int) int {
+	if r == nil || r.Jobs <= 0 {
+		return def
+	}
+	return r.Jobs
+}
+
+// RetryPolicy is the run's retry policy (zero: the defaults).
+func (r *Run) RetryPolicy() retry.Policy {
+	if r == nil {
+		return retry.Policy{}
+	}
+	return r.Retry
 }
 
 // RelengVersion is Version, or "dev".
