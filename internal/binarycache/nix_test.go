@@ -175,6 +175,25 @@ func TestNixReadsMinIOCache(t *testing.T) {
 	}
 
 	cache := m.URL() + "/cache"
+	// releng reads the cache over HTTP as Nix does: the same checks pass,
+	// and pushing there is refused.
+	hu := mustURI(t, cache+"?write-nar-listing=true")
+	hb, err := hu.Open(OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []nixstore.StorePath
+	for _, pi := range infos {
+		paths = append(paths, pi.Path)
+	}
+	for _, pc := range Verify(context.Background(), VerifyOptions{URI: hu, Bucket: hb, Keys: []nixstore.PublicKey{pub}, Paths: paths}) {
+		if len(pc.Problems) > 0 {
+			t.Errorf("verify over HTTP: %s: %v", pc.Path, pc.Problems)
+		}
+	}
+	if _, err := PlanPush(context.Background(), PushOptions{URI: hu, Bucket: hb, Paths: infos}); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a push plan to an http cache: %v", err)
+	}
 	root, stderr, err := substitute(t, n, cache, top, pub.String())
 	if err != nil {
 		t.Fatalf("nix copy --from %s: %v\n%s", cache, err, stderr)

@@ -60,6 +60,9 @@ func PlanPush(ctx context.Context, opts PushOptions) (*Plan, error) {
 	if opts.URI == nil || opts.Bucket == nil {
 		return nil, errors.New("binarycache: URI and Bucket are required")
 	}
+	if opts.URI.ReadOnly() {
+		return nil, &URIError{URI: opts.URI.Raw, Msg: "an http(s):// cache is read-only: push to the S3 bucket behind it with s3://BUCKET?endpoint=HOST, or to file:///dir"}
+	}
 	p := &pusher{PushOptions: opts, uri: opts.URI, b: opts.Bucket}
 	p.defaults()
 	infos, err := p.validate()

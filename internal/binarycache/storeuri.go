@@ -46,8 +46,10 @@ type StoreURI struct {
 	// Raw is the URI as given. Nix store URIs carry no credentials, so it
 	// may be printed.
 	Raw string
-	// Scheme is "file" or "s3".
+	// Scheme is "file", "s3", or "http"/"https" (read-only).
 	Scheme string
+	// URL is the base URL of an http(s):// cache.
+	URL string
 	// Dir is the cache directory of a file:// URI (absolute, clean).
 	Dir string
 	// Bucket and Prefix locate an s3:// cache. A prefix (s3://bucket/dir)
@@ -136,7 +138,12 @@ func ParseStoreURI(raw string) (*StoreURI, error) {
 			}
 		}
 	case strings.HasPrefix(base, "http://"), strings.HasPrefix(base, "https://"):
-		return fail("releng pushes to file:///dir or s3://bucket caches; push to the S3 bucket behind an HTTP cache with s3://BUCKET?endpoint=HOST")
+		// Read-only: how stock Nix reads a cache (verify, closure tools).
+		u.Scheme, _, _ = strings.Cut(base, "://")
+		u.URL = strings.TrimRight(base, "/")
+		if _, err := url.Parse(u.URL); err != nil {
+			return fail("%v", err)
+		}
 	case strings.Contains(base, "://"):
 		s, _, _ := strings.Cut(base, "://")
 		return fail("unsupported store type %q: want file:///dir or s3://bucket", s)
@@ -286,6 +293,9 @@ func validBucketName(name string) error {
 	return nil
 }
 
+// ReadOnly reports whether releng can only read the cache (http(s)://).
+func (u *StoreURI) ReadOnly() bool { return u.URL != "" }
+
 // Warnings are what the URI asks for that releng does differently, as Nix
 // itself does on the same store (the CLI prints them).
 func (u *StoreURI) Warnings() []string {
@@ -352,6 +362,9 @@ type OpenOptions struct {
 // time, each part in flight a buffer. It sends no request.
 func (u *StoreURI) Open(opts OpenOptions) (bucket.Bucket, error) {
 	loc := location.Location{Kind: location.Dir, Dir: u.Dir}
+	if u.URL != "" {
+		loc = location.Location{Kind: location.HTTP, URL: u.URL}
+	}
 	if u.Scheme == "s3" {
 		loc = location.Location{Kind: location.S3, S3: s3.Config{
 			Bucket: u.Bucket, Prefix: u.Prefix, Endpoint: u.Endpoint, Region: u.Region, Scheme: u.S3Scheme,

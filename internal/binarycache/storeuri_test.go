@@ -65,7 +65,6 @@ func TestParseStoreURIErrors(t *testing.T) {
 		{"s3://bucket?multipart-chunk-size=100", "multipart-chunk-size=100: want a number of bytes"},
 		{"s3://bucket?multipart-chunk-size=8388608&buffer-size=8388608", "not both"},
 		{"s3://bucket/../x", "bad prefix"},
-		{"https://cache.nixos.org", "push to the S3 bucket"},
 		{"ssh://host", `unsupported store type "ssh"`},
 		{"/nix/store", "not a binary cache URI"},
 		{"file:///c#frag", "fragment"},

@@ -101,6 +101,9 @@ func (app *App) runCachePush(ctx context.Context, o cachePushOptions) error {
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
+	if uri.ReadOnly() {
+		return usageErrorf("cache push: %s is an http(s):// cache, which releng only reads; push to the S3 bucket behind it (s3://BUCKET?endpoint=HOST) or to file:///dir", o.To)
+	}
 	keys, err := uri.LoadKeys(o.AllowInsecureKey)
 	if err != nil {
 		return usageErrorf("cache push: %v", err)
