@@ -14,10 +14,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/nixbuild"
+	"golang.org/x/sync/errgroup"
 )
 
 // RecordFile is the record's name under the release directory.
@@ -98,21 +101,39 @@ type Problem struct {
 // that are missing or differ, and files in the recorded trees that the record
 // does not list.
 func (r *Record) Check(releaseDir string) ([]Problem, error) {
-	var problems []Problem
+	var (
+		problems []Problem
+		mu       sync.Mutex
+	)
 	listed := map[string]bool{}
+	// Hash on every core: a release is mostly a few large files.
+	g := new(errgroup.Group)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, f := range r.Files {
 		listed[f.Path] = true
-		size, sum, err := HashFile(filepath.Join(releaseDir, f.Path))
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			problems = append(problems, Problem{f.Path, "missing"})
-		case err != nil:
-			return nil, err
-		case size != f.Size:
-			problems = append(problems, Problem{f.Path, fmt.Sprintf("size %d, recorded %d", size, f.Size)})
-		case sum != f.SHA256:
-			problems = append(problems, Problem{f.Path, fmt.Sprintf("sha256 %s, recorded %s", sum, f.SHA256)})
-		}
+		g.Go(func() error {
+			size, sum, err := HashFile(filepath.Join(releaseDir, f.Path))
+			var pr *Problem
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				pr = &Problem{f.Path, "missing"}
+			case err != nil:
+				return err
+			case size != f.Size:
+				pr = &Problem{f.Path, fmt.Sprintf("size %d, recorded %d", size, f.Size)}
+			case sum != f.SHA256:
+				pr = &Problem{f.Path, fmt.Sprintf("sha256 %s, recorded %s", sum, f.SHA256)}
+			}
+			if pr != nil {
+				mu.Lock()
+				problems = append(problems, *pr)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	for _, top := range []string{"artifacts", "manual", "images"} {
 		root := filepath.Join(releaseDir, top)

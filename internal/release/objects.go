@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/plan"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // This file is the one description of how the bucket stages (releases,
@@ -106,33 +108,66 @@ func orUnknown(s string) string {
 
 // runFiles executes a bucket stage's plan: each object to send is checked
 // once more and sent, each object to delete deleted; both journaled.
+// Several objects are in flight (SPEC §10.3): up to the run's jobs
+// (default objectChecks) small ones, and at most largeInFlight of those
+// sent in resumable parts, whose parts are buffered.
 func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Published, error) {
-	var pub Published
+	var (
+		mu  sync.Mutex
+		pub Published
+	)
+	large := make(chan struct{}, largeInFlight)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.rc.JobsOr(objectChecks))
 	for _, o := range pl.Objects {
-		switch {
-		case o.Sends():
-			sent, err := r.putFile(ctx, pl.Stage, b, o)
-			if err != nil {
-				return pub, err
+		if !o.Sends() && o.Why != plan.Delete {
+			mu.Lock()
+			pub.Objects++
+			mu.Unlock()
+			continue
+		}
+		g.Go(func() error {
+			if o.Why == plan.Delete {
+				if err := b.Delete(gctx, o.Key); err != nil {
+					return err
+				}
+				if err := r.j.Append(journal.Entry{Kind: "deleted", Step: pl.Stage, Key: bucket.ObjectURL(b, o.Key)}); err != nil {
+					return err
+				}
+				mu.Lock()
+				pub.Deleted++
+				mu.Unlock()
+				return nil
 			}
+			if o.Size >= resumableThreshold {
+				select {
+				case large <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				defer func() { <-large }()
+			}
+			sent, err := r.putFile(gctx, pl.Stage, b, o)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			pub.Objects++
 			if sent {
 				pub.Sent++
 				pub.Bytes += o.Size
+				r.rc.Emit(runctx.Event{Kind: runctx.Object, Stage: pl.Stage, Object: bucket.ObjectURL(b, o.Key), Bytes: o.Size})
 			}
-		case o.Why == plan.Delete:
-			if err := b.Delete(ctx, o.Key); err != nil {
-				return pub, err
-			}
-			if err := r.j.Append(journal.Entry{Kind: "deleted", Step: pl.Stage, Key: bucket.ObjectURL(b, o.Key)}); err != nil {
-				return pub, err
-			}
-			pub.Deleted++
-			continue
-		}
-		pub.Objects++
+			return nil
+		})
 	}
-	return pub, nil
+	err := g.Wait()
+	return pub, err
 }
+
+// largeInFlight bounds the resumable (multipart) uploads in flight.
+const largeInFlight = 2
 
 // resumableThreshold is the size from which files go up in resumable parts.
 const resumableThreshold = 64 << 20

@@ -134,7 +134,7 @@ type imageState struct {
 func (ip imagePush) options(r *run) image.PushOptions {
 	return image.PushOptions{
 		Dest: ip.Dest, Insecure: ip.Insecure, Tags: ip.Tags,
-		Cache: &image.Cache{Dir: r.rc.Cache()}, RelengVersion: r.rc.RelengVersion(), UserAgent: r.rc.UserAgent(), Jobs: r.rc.Jobs,
+		Cache: &image.Cache{Dir: r.rc.Cache()}, RelengVersion: r.rc.RelengVersion(), UserAgent: r.rc.UserAgent(), Jobs: r.rc.JobsOr(0),
 		Progress: func(line string) { r.rc.Infof("images", "%s", line) },
 	}
 }
