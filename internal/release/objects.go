@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/bucket"
@@ -109,14 +110,15 @@ func orUnknown(s string) string {
 // runFiles executes a bucket stage's plan: each object to send is checked
 // once more and sent, each object to delete deleted; both journaled.
 // Several objects are in flight (SPEC §10.3): up to the run's jobs
-// (default objectChecks) small ones, and at most largeInFlight of those
-// sent in resumable parts, whose parts are buffered.
+// (default objectChecks), within a memory budget — a single PUT buffers
+// its body, a multipart upload its parts in flight — so that memory stays
+// bounded by the budget, not by the files' sizes.
 func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Published, error) {
 	var (
 		mu  sync.Mutex
 		pub Published
 	)
-	large := make(chan struct{}, largeInFlight)
+	budget := semaphore.NewWeighted(sendBudget)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.rc.JobsOr(objectChecks))
 	for _, o := range pl.Objects {
@@ -139,14 +141,11 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 				mu.Unlock()
 				return nil
 			}
-			if o.Size >= resumableThreshold {
-				select {
-				case large <- struct{}{}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				defer func() { <-large }()
+			w := sendWeight(o.Size)
+			if err := budget.Acquire(gctx, w); err != nil {
+				return err
 			}
+			defer budget.Release(w)
 			sent, err := r.putFile(gctx, pl.Stage, b, o)
 			if err != nil {
 				return err
@@ -166,8 +165,18 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 	return pub, err
 }
 
-// largeInFlight bounds the resumable (multipart) uploads in flight.
-const largeInFlight = 2
+// sendBudget bounds the bytes the bucket stages buffer at once.
+const sendBudget = 128 << 20
+
+// sendWeight is what sending an object of size takes from sendBudget: its
+// body for a single PUT, or half the budget for a multipart upload (its
+// parts in flight), so that at most two go at once.
+func sendWeight(size int64) int64 {
+	if size >= resumableThreshold {
+		return sendBudget / 2
+	}
+	return max(size, 4<<10)
+}
 
 // resumableThreshold is the size from which files go up in resumable parts.
 const resumableThreshold = 64 << 20
