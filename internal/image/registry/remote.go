@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/retry"
 )
@@ -34,10 +35,12 @@ type Remote struct {
 	c         counters
 }
 
+// defaultTransport is the registries' HTTP transport; like the object
+// stores', it gives up on a request that stalls (bucket.WatchIdle).
 var defaultTransport = func() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
-	return t
+	return bucket.WatchIdle(t)
 }()
 
 // OpenRemote connects to the repository ref (HOST[:PORT]/REPO) with the
