@@ -6,7 +6,9 @@
 // goes through an os.Root, so no key, symlink or upload id can reach
 // outside it. Writes go to a temporary file in the object's own directory
 // (".releng-tmp-…"), are fsynced and renamed over the key: a reader sees
-// the old file or the whole new one.
+// the old file or the whole new one. A writer holds a flock on its
+// temporary file, so that Leftovers (bucket.Cleaner) finds those of a
+// writer that was killed, and only those.
 //
 // Metadata — the SHA-256, Content-Type and Content-Encoding given or
 // computed at Put — lives in one JSON record per object under the hidden
@@ -280,7 +282,17 @@ func createTemp(r *os.Root, key, prefix string) (*os.File, string, error) {
 		name := path.Join(dir, prefix+randomHex(12))
 		f, err := r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
-			return f, name, nil
+			// Held until renamed or removed (leftovers.go).
+			if err = hold(r, f, name); err == nil {
+				return f, name, nil
+			}
+			f.Close()
+			if errors.Is(err, errGone) {
+				lastErr = err
+				continue
+			}
+			r.Remove(name)
+			return nil, "", err
 		}
 		lastErr = err
 		if errors.Is(err, syscall.ENOTDIR) {

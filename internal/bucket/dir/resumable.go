@@ -20,7 +20,9 @@ import (
 // the object's directory; parts are written at their offsets and the file
 // is renamed over the key when complete. A part counts as already sent when
 // the file holds exactly the body's bytes for it, so a resumed upload is
-// correct whatever the journal says.
+// correct whatever the journal says. The writer holds a flock on the file
+// (leftovers.go): a staged upload a live process holds is not resumed by
+// another, and one a killed process left is found by Leftovers.
 
 var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
@@ -63,9 +65,21 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 		staging = stagingPath(key, st.ID)
 		f, err = r.OpenFile(staging, os.O_RDWR, 0)
 		if err == nil {
-			if fi, serr := f.Stat(); serr != nil || fi.Size() != size {
+			// Taken only if no live process holds it (and a cleaner
+			// did not just remove it).
+			if err = lockFile(f, false); errors.Is(err, errNoLocks) {
+				err = nil
+			}
+			if err == nil {
+				err = sameFile(r, f, staging)
+			}
+			if err == nil {
+				if fi, serr := f.Stat(); serr != nil || fi.Size() != size {
+					err = errors.New("staged upload has another size")
+				}
+			}
+			if err != nil {
 				f.Close()
-				f, err = nil, errors.New("staged upload has another size")
 			}
 		}
 		if err != nil {
@@ -80,6 +94,13 @@ func (b *Bucket) putResumable(ctx context.Context, key string, body io.ReaderAt,
 		}
 		f, err = r.OpenFile(staging, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
+			return bucket.ObjectInfo{}, err
+		}
+		if err := hold(r, f, staging); err != nil {
+			f.Close()
+			if !errors.Is(err, errGone) {
+				r.Remove(staging)
+			}
 			return bucket.ObjectInfo{}, err
 		}
 		if err := f.Truncate(size); err != nil {

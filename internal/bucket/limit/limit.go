@@ -119,3 +119,22 @@ func (l *limited) HashObject(ctx context.Context, key string) (bucket.ObjectInfo
 	defer l.release()
 	return bucket.HashObject(ctx, l.b, key)
 }
+
+// Leftovers implements bucket.Cleaner when the wrapped bucket does (one
+// slot for the whole listing).
+func (l *limited) Leftovers(ctx context.Context, objs []bucket.ObjectInfo) ([]bucket.Leftover, error) {
+	if err := l.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer l.release()
+	return bucket.Leftovers(ctx, l.b, objs)
+}
+
+// RemoveLeftover implements bucket.Cleaner when the wrapped bucket does.
+func (l *limited) RemoveLeftover(ctx context.Context, lo bucket.Leftover) error {
+	if err := l.acquire(ctx); err != nil {
+		return err
+	}
+	defer l.release()
+	return bucket.RemoveLeftover(ctx, l.b, lo)
+}

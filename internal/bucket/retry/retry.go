@@ -12,7 +12,8 @@
 // object. A PutResumable is retried from where it stopped: the decorator
 // passes the parts reported so far as the state of the next attempt. Get
 // retries opening the object, not reads from it. HashObject is forwarded
-// (and retried) when the wrapped bucket is a bucket.Hasher.
+// (and retried) when the wrapped bucket is a bucket.Hasher, Leftovers and
+// RemoveLeftover when it is a bucket.Cleaner.
 package retry
 
 import (
@@ -98,6 +99,20 @@ func (r *retrying) HashObject(ctx context.Context, key string) (info bucket.Obje
 		return err
 	})
 	return info, err
+}
+
+// Leftovers implements bucket.Cleaner when the wrapped bucket does.
+func (r *retrying) Leftovers(ctx context.Context, objs []bucket.ObjectInfo) (out []bucket.Leftover, err error) {
+	err = r.do(ctx, "list leftovers", "", func() (err error) {
+		out, err = bucket.Leftovers(ctx, r.b, objs)
+		return err
+	})
+	return out, err
+}
+
+// RemoveLeftover implements bucket.Cleaner when the wrapped bucket does.
+func (r *retrying) RemoveLeftover(ctx context.Context, l bucket.Leftover) error {
+	return r.do(ctx, "remove leftover", l.Key, func() error { return bucket.RemoveLeftover(ctx, r.b, l) })
 }
 
 func (r *retrying) AbortUpload(ctx context.Context, key, uploadID string) error {
