@@ -430,9 +430,11 @@ func (p *pusher) publish(ctx context.Context, it *item, byPath map[string]*item)
 	if err := p.putSmall(ctx, NarInfoKey(it.pi.Path), data, contentTypeNarInfo, enc); err != nil {
 		return err
 	}
-	close(it.published)
+	// Reported before the paths that refer to it may go on, so the events
+	// come in the order the narinfos were written.
 	p.pushed.Add(1)
 	p.event(Event{Kind: EventPublished, Path: it.pi.Path, Bytes: int64(it.pi.NarSize), FileSize: it.fileSize})
+	close(it.published)
 	return nil
 }
 
