@@ -13,9 +13,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/releng-project/releng/internal/fsutil"
@@ -79,8 +82,47 @@ func Load(releaseDir string) (*Record, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: corrupt build record (%v); run `releng build` again", p, err)
 	}
+	if err := r.validate(); err != nil {
+		return nil, fmt.Errorf("%s: corrupt build record: %v; run `releng build` again", p, err)
+	}
 	return &r, nil
 }
+
+// validate checks what later commands trust the record for: every path
+// is a clean relative path inside the release directory (upload reads
+// and publishes the files it lists), every file has a size and a sha256.
+func (r *Record) validate() error {
+	local := func(what, p string) error {
+		if p == "" || p == "." || path.Clean(p) != p || !filepath.IsLocal(filepath.FromSlash(p)) || strings.ContainsAny(p, "\\\x00") {
+			return fmt.Errorf("%s %q is not a clean relative path inside the release directory", what, p)
+		}
+		return nil
+	}
+	if err := local("version_dir", r.VersionDir); err != nil {
+		return err
+	}
+	for _, f := range r.Files {
+		if err := local("artifact", f.Path); err != nil {
+			return err
+		}
+		if f.Size < 0 || !sha256Hex.MatchString(f.SHA256) {
+			return fmt.Errorf("artifact %q: size %d or sha256 %q is not valid", f.Path, f.Size, f.SHA256)
+		}
+	}
+	for _, im := range r.Images {
+		if err := local("image layout", im.Layout); err != nil {
+			return err
+		}
+		if im.Archive != "" {
+			if err := local("image archive", im.Archive); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Save writes the record atomically.
 func (r *Record) Save(releaseDir string) error {

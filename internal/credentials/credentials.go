@@ -64,18 +64,24 @@ func FromCommand(ctx context.Context, argv []string) (*Credentials, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials_command %s failed: %v\n%s", argv[0], err, strings.TrimSpace(errb.String()))
 	}
+	return parseCommandOutput(out, argv[0])
+}
+
+// parseCommandOutput reads the JSON a credentials_command printed; name is
+// the command, for errors, which never quote out.
+func parseCommandOutput(out []byte, name string) (*Credentials, error) {
 	var raw struct {
 		Name      string `json:"name"`
 		ID        string `json:"id"`
 		SecretKey string `json:"secret_key"`
 	}
 	if err := json.Unmarshal(out, &raw); err != nil {
-		return nil, fmt.Errorf("credentials_command %s: stdout is not the JSON {\"name\", \"id\", \"secret_key\"} releng expects (output withheld: it may hold secrets)", argv[0])
+		return nil, fmt.Errorf("credentials_command %s: stdout is not the JSON {\"name\", \"id\", \"secret_key\"} releng expects (output withheld: it may hold secrets)", name)
 	}
 	if raw.ID == "" || raw.SecretKey == "" {
-		return nil, fmt.Errorf("credentials_command %s: its JSON lacks \"id\" or \"secret_key\"", argv[0])
+		return nil, fmt.Errorf("credentials_command %s: its JSON lacks \"id\" or \"secret_key\"", name)
 	}
-	return &Credentials{Name: raw.Name, ID: raw.ID, Secret: Secret(raw.SecretKey), Source: "credentials_command " + argv[0]}, nil
+	return &Credentials{Name: raw.Name, ID: raw.ID, Secret: Secret(raw.SecretKey), Source: "credentials_command " + name}, nil
 }
 
 // FromChain reads the standard AWS chain: AWS_ACCESS_KEY_ID /

@@ -7,7 +7,6 @@
 package journal
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -65,15 +64,21 @@ func Open(path, release string) (*Journal, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	line := 0
-	for sc.Scan() {
-		line++
+	// Only whole lines count. A crash can leave the last line cut short
+	// (no newline) or garbled: it is dropped, in memory and from the file,
+	// so that the state read here is the state the next Open reads, and
+	// appends start on a line of their own. A garbled line before another
+	// whole line is corruption, not a crash.
+	keep := 0
+	for line := 1; ; line++ {
+		nl := bytes.IndexByte(data[keep:], '\n')
+		if nl < 0 {
+			break
+		}
+		next := keep + nl + 1
 		var e Entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			// A line cut short by a crash is the last one: ignore it.
-			if !sc.Scan() {
+		if err := json.Unmarshal(data[keep:next-1], &e); err != nil {
+			if bytes.IndexByte(data[next:], '\n') < 0 {
 				break
 			}
 			return nil, fmt.Errorf("%s:%d: corrupt journal line (%v); move the file away to start the upload over", path, line, err)
@@ -81,14 +86,13 @@ func Open(path, release string) (*Journal, error) {
 		if e.Release == release {
 			j.apply(e)
 		}
+		keep = next
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	// A last line cut short by a crash is dropped so that appends start on
-	// a line of their own.
-	if n := len(data); n > 0 && data[n-1] != '\n' {
-		if err := os.Truncate(path, int64(bytes.LastIndexByte(data, '\n')+1)); err != nil {
+	if keep < len(data) {
+		if err := os.Truncate(path, int64(keep)); err != nil {
 			return nil, err
 		}
 	}
@@ -216,6 +220,11 @@ func Summary(path, release string) (steps []string, objects int, progress []Step
 	j := &Journal{steps: map[string]bool{}, objects: map[string]Entry{}, uploads: map[string]*bucket.UploadState{}}
 	byStep := map[string]*StepProgress{}
 	var order []string
+	// As Open reads it: whole lines only (a last line without a newline
+	// was cut short by a crash).
+	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
+		data = data[:i+1]
+	}
 	for _, l := range bytes.Split(data, []byte("\n")) {
 		var e Entry
 		if json.Unmarshal(l, &e) != nil || e.Release != release {

@@ -150,3 +150,63 @@ func TestJournalReadIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// Found by FuzzJournal: a garbled last line was ignored but kept, so the
+// first append after it made the journal unreadable; a whole last line
+// without its newline was counted, then cut from the file, so the next
+// Open read another state.
+func TestCrashLeftovers(t *testing.T) {
+	good := `{"release":"r","kind":"step","step":"cache"}` + "\n"
+	for _, tc := range []struct {
+		name, tail string
+		docs       bool // the tail's step counts
+	}{
+		{"garbled last line", "garbage\n", false},
+		{"last line without newline", `{"release":"r","kind":"step","step":"docs"}`, false},
+		{"cut short", `{"release":"r","kind":"st`, false},
+		{"whole", `{"release":"r","kind":"step","step":"docs"}` + "\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.journal")
+			must(t, os.WriteFile(p, []byte(good+tc.tail), 0o644))
+			steps, _, _, err := Summary(p, "r")
+			if err != nil || len(steps) != map[bool]int{false: 1, true: 2}[tc.docs] {
+				t.Fatalf("Summary: %v %v", steps, err)
+			}
+			j, err := Open(p, "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.StepDone("docs") != tc.docs {
+				t.Errorf("docs done: %v", j.StepDone("docs"))
+			}
+			must(t, j.Append(Entry{Kind: "step", Step: "releases"}))
+			j.Close()
+			j, err = Open(p, "r")
+			if err != nil {
+				t.Fatalf("after an append: %v", err)
+			}
+			defer j.Close()
+			if !j.StepDone("cache") || !j.StepDone("releases") || j.StepDone("docs") != tc.docs {
+				t.Errorf("after an append: steps %v", j.Steps())
+			}
+		})
+	}
+}
+
+// A line longer than a line buffer (here 17 MiB) does not end the reading
+// silently: the entries after it count.
+func TestLongLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.journal")
+	long, _ := json.Marshal(Entry{Release: "r", Kind: "object", Key: "k", Note: strings.Repeat("n", 17<<20)})
+	data := append(append(long, '\n'), `{"release":"r","kind":"step","step":"cache"}`+"\n"...)
+	must(t, os.WriteFile(p, data, 0o644))
+	j, err := Open(p, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if !j.StepDone("cache") || j.Objects() != 1 {
+		t.Errorf("steps %v, %d objects", j.Steps(), j.Objects())
+	}
+}
