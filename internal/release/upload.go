@@ -216,7 +216,7 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		pub, err := s.Run(ctx, r, pl)
 		pub.Step, pub.Where = s.Name(), pl.Dest
 		if err != nil {
-			return rep, r.stopped(s.Name(), err)
+			return rep, r.stopped(rep, s.Name(), err)
 		}
 		if err := r.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
 			return rep, err
@@ -228,11 +228,32 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	return rep, nil
 }
 
-// stopped says what was and was not published when a stage failed.
-func (r *run) stopped(step string, err error) error {
-	done := r.j.Steps()
-	return fmt.Errorf("upload to %s stopped at step %s: %w\npublished so far: steps %v and %d objects (journal %s); run `releng upload` again to continue (it plans again and sends only what is missing)",
-		r.t.Env.Name, step, err, done, r.j.Objects(), r.j.Path())
+// stopped says what was and was not published when stage step failed:
+// the steps before it were published by this run (the journal also has
+// them), step was cut part way (what it sent is journaled), the steps
+// after it were not started.
+func (r *run) stopped(rep *UploadReport, step string, err error) error {
+	name := func(s, skipped string) string {
+		if skipped != "" {
+			return s + " (skipped)"
+		}
+		return s
+	}
+	var published, not []string
+	for _, s := range rep.Steps {
+		published = append(published, name(s.Step, s.Skipped))
+	}
+	for _, pl := range rep.Plans[len(rep.Steps)+1:] {
+		not = append(not, name(pl.Stage, pl.Skipped))
+	}
+	list := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	return fmt.Errorf("upload to %s stopped at step %s: %w\npublished: steps %s; %s part way (the journal %s records the %d objects published so far)\nnot published: steps %s; run `releng upload` again to continue (it plans again and sends only what is missing)",
+		r.t.Env.Name, step, err, list(published), step, r.j.Path(), r.j.Objects(), list(not))
 }
 
 // releaseKind says where a release goes (SPEC §6.3, §10.2): official
