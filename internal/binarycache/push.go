@@ -121,6 +121,13 @@ type Summary struct {
 	Seconds float64 `json:"seconds"`
 	// PushedPaths are the store paths pushed, sorted.
 	PushedPaths []string `json:"pushed_paths"`
+	// LeftoversRemoved are the unfinished writes of interrupted pushes
+	// removed once this one completed (S3 multipart uploads of the plan's
+	// NARs, temporary files of a file:// cache): "URL (what)".
+	LeftoversRemoved []string `json:"leftovers_removed,omitempty"`
+	// LeftoversError says why they could not be looked for or removed
+	// (what was pushed stands).
+	LeftoversError string `json:"leftovers_error,omitempty"`
 }
 
 // CorruptError reports a store path whose contents differ from what the
@@ -205,6 +212,9 @@ func Push(ctx context.Context, opts PushOptions) (*Summary, error) {
 			defer p.zstd.close()
 		}
 		err = p.upload(ctx, pl.items)
+	}
+	if err == nil {
+		sum.LeftoversRemoved, sum.LeftoversError = p.removeLeftovers(ctx, pl, start)
 	}
 	sum.Pushed = int(p.pushed.Load())
 	sum.NarBytes = p.narBytes.Load()
@@ -459,7 +469,7 @@ func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 		return a.pr, nil
 	})
 	// Bound the part size for the largest the compressed NAR can be.
-	hint := int64(pi.NarSize) + int64(pi.NarSize)/64 + 1<<20
+	hint := narBound(pi.NarSize)
 	info, err := p.b.Put(ctx, it.url, body, -1, bucket.PutOptions{ContentType: contentTypeNAR, SizeHint: hint})
 	body.Close()
 	mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -162,7 +163,38 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 		})
 	}
 	err := g.Wait()
+	if err == nil {
+		r.removeLeftovers(ctx, pl, b)
+	}
 	return pub, err
+}
+
+// removeLeftovers removes, once a stage has sent its whole plan, what
+// interrupted runs left in b for the plan's keys (bucket.Cleaner): S3
+// multipart uploads nobody will complete, a directory's temporary files.
+// Under the environment's lock no other releng writes those keys, so all
+// are removed, whenever they were started. A failure (credentials that
+// may not list multipart uploads) is a warning: what was published stands.
+func (r *run) removeLeftovers(ctx context.Context, pl *plan.Plan, b bucket.Bucket) {
+	objs := make([]bucket.ObjectInfo, 0, len(pl.Objects))
+	for _, o := range pl.Objects {
+		objs = append(objs, bucket.ObjectInfo{Key: o.Key, Size: o.Size})
+	}
+	removed, err := bucket.RemoveLeftovers(ctx, b, objs, time.Time{})
+	for _, l := range removed {
+		r.rc.Infof(pl.Stage, "removed %s left by an interrupted run", bucket.ObjectURL(b, l.Key)+leftoverWhat(l))
+	}
+	if err != nil {
+		r.rc.Warnf(pl.Stage, "could not remove what interrupted runs left in %s: %v", b, err)
+	}
+}
+
+// leftoverWhat says what kind of leftover l is, after its URL.
+func leftoverWhat(l bucket.Leftover) string {
+	if l.UploadID != "" {
+		return " (multipart upload " + l.UploadID + ")"
+	}
+	return " (temporary file)"
 }
 
 // sendBudget bounds the bytes the bucket stages buffer at once.
@@ -190,6 +222,12 @@ func (r *run) putFile(ctx context.Context, step string, b bucket.Bucket, o plan.
 	entry := journal.Entry{Kind: "object", Step: step, Key: url, Size: o.Size, SHA256: sum}
 	if info, err := b.Stat(ctx, o.Key); err == nil && bucket.SameObject(info, o.Size, sum) {
 		entry.Note = "already there"
+		if state, ok := r.j.Upload(url); ok && state.ID != "" {
+			// Completed by another path (an earlier run that stopped
+			// before journaling it): the journaled upload is abandoned.
+			// A failure is left to the stage's removeLeftovers.
+			_ = b.AbortUpload(ctx, o.Key, state.ID)
+		}
 		return false, r.j.Append(entry)
 	} else if err != nil && !errors.Is(err, bucket.ErrNotFound) {
 		return false, err

@@ -37,7 +37,7 @@ func TestLeftovers(t *testing.T) {
 		return id
 	}
 	big1, big2 := start("rel/big.tar"), start("rel/big.tar")
-	small := start("rel/small.txt")   // asked about, but too small to go in parts
+	small := start("rel/small.txt")    // asked about, but too small to go in parts
 	longer := start("rel/big.tar.sig") // another key starting like ours
 	other := start("other/tool")       // another tool's
 	objs := []bucket.ObjectInfo{{Key: "rel/big.tar", Size: 100 << 20}, {Key: "rel/small.txt", Size: 1000}, {Key: "rel/stream", Size: -1}}
