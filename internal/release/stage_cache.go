@@ -112,6 +112,12 @@ func (cacheStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, er
 	if sum == nil {
 		return Published{}, err
 	}
+	for _, l := range sum.LeftoversRemoved {
+		r.rc.Infof("cache", "removed %s left by an interrupted run", l)
+	}
+	if sum.LeftoversError != "" {
+		r.rc.Warnf("cache", "could not remove what interrupted runs left in %s: %s", r.t.Cache, sum.LeftoversError)
+	}
 	return Published{Objects: sum.Paths, Sent: sum.Pushed, Bytes: sum.BytesOut}, err
 }
 
