@@ -11,13 +11,8 @@ import (
 	"time"
 
 	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/bucket/buckettest"
 )
-
-// shortIdle makes the idle timeout d for the test.
-func shortIdle(t *testing.T, d time.Duration) {
-	bucket.IdleTimeout.Store(int64(d))
-	t.Cleanup(func() { bucket.IdleTimeout.Store(0) })
-}
 
 // endless is an endless request body.
 type endless struct{}
@@ -50,7 +45,7 @@ func rawServer(t *testing.T, serve func(net.Conn)) string {
 // host and what stalled; a slow server that keeps making progress is not.
 func TestWatchIdle(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	shortIdle(t, idle)
+	buckettest.ShortIdle(t, idle)
 	client := &http.Client{Transport: bucket.NewTransport()}
 	cases := []struct {
 		name, phase string

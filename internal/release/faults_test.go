@@ -10,17 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/bucket/buckettest"
 	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
 	"github.com/releng-project/releng/internal/testenv"
 )
-
-// shortIdle makes the idle timeout of every request d for the test.
-func shortIdle(t *testing.T, d time.Duration) {
-	bucket.IdleTimeout.Store(int64(d))
-	t.Cleanup(func() { bucket.IdleTimeout.Store(0) })
-}
 
 // faultRules inject, each with its probability (about 28% of requests in
 // all): resets before the body, cut request bodies, 500, 503 and 429
@@ -98,12 +92,18 @@ func figures(name string, reqs []testenv.Request) string {
 	}
 	sort.Strings(kinds)
 	statuses := map[int]int{}
+	replayable := 0 // resets of a GET or HEAD, which Go's transport may send again itself
 	for _, r := range reqs {
-		if r.Fault.Kind == testenv.Status {
+		switch r.Fault.Kind {
+		case testenv.Status:
 			statuses[r.Fault.Status]++
+		case testenv.Reset, testenv.CutRequest:
+			if r.Method == "GET" || r.Method == "HEAD" {
+				replayable++
+			}
 		}
 	}
-	return fmt.Sprintf("%s: %d requests, %d faults (%.0f%%): %s; statuses %v", name, len(reqs), n, 100*float64(n)/float64(max(len(reqs), 1)), strings.Join(kinds, ", "), statuses)
+	return fmt.Sprintf("%s: %d requests, %d faults (%.0f%%): %s; statuses %v; resets of a GET or HEAD %d", name, len(reqs), n, 100*float64(n)/float64(max(len(reqs), 1)), strings.Join(kinds, ", "), statuses, replayable)
 }
 
 // TestUploadUnderFaults: with the proxies in front of MinIO and the
@@ -113,7 +113,7 @@ func figures(name string, reqs []testenv.Request) string {
 // was completed twice by the servers.
 func TestUploadUnderFaults(t *testing.T) {
 	e := newPlanEnv(t)
-	shortIdle(t, time.Second)
+	buckettest.ShortIdle(t, time.Second)
 	e.s3.SetRules(faultRules()...)
 	e.reg.SetRules(faultRules()...)
 	start := time.Now()
@@ -179,7 +179,7 @@ func TestUploadUnderFaults(t *testing.T) {
 func TestStallsAndPermanentErrors(t *testing.T) {
 	e := newPlanEnv(t)
 	const idle = time.Second
-	shortIdle(t, idle)
+	buckettest.ShortIdle(t, idle)
 	e.s3.SetRules(testenv.Rule{Method: "PUT", Path: regexp.MustCompile(`^/releases/`), Times: 1, Action: testenv.Action{Kind: testenv.Stall, After: -1}})
 	e.reg.SetRules(testenv.Rule{Method: "PUT", Path: regexp.MustCompile(`/manifests/`), Times: 1, Action: testenv.Action{Kind: testenv.Stall}})
 	start := time.Now()

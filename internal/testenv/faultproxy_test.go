@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,7 +56,7 @@ func TestFaultProxy(t *testing.T) {
 		if st, _, _ := do(p, "PUT", "/other", nil); st != 201 {
 			t.Errorf("a path the rule does not match got %d", st)
 		}
-		if want := []int{201, 201, 503, 201, 201, 503}; !equal(got, want) {
+		if want := []int{201, 201, 503, 201, 201, 503}; !slices.Equal(got, want) {
 			t.Errorf("statuses %v, want %v", got, want)
 		}
 		reqs := p.Requests()
@@ -146,16 +147,4 @@ func TestFaultProxy(t *testing.T) {
 			t.Errorf("fault counts %v", got)
 		}
 	})
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

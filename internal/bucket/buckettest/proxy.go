@@ -2,7 +2,9 @@ package buckettest
 
 import (
 	"testing"
+	"time"
 
+	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
@@ -31,4 +33,11 @@ type Proxy = testenv.FaultProxy
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	return testenv.StartFaultProxy(t, target, 1)
+}
+
+// ShortIdle makes bucket.IdleTimeout, the stall timeout of every HTTP
+// request to a store or registry, d until t ends.
+func ShortIdle(t testing.TB, d time.Duration) {
+	bucket.IdleTimeout.Store(int64(d))
+	t.Cleanup(func() { bucket.IdleTimeout.Store(0) })
 }

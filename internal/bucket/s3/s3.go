@@ -303,8 +303,16 @@ func (b *Bucket) once(ctx context.Context, fn func(ctx context.Context) error) e
 // SHA256) under the Retry policy: the request's body is still in its
 // buffer, so it can be sent again where the retry decorator could not
 // rewind the caller's stream.
+// Its retries are reported to the hook of ctx naming the bucket and host.
 func (b *Bucket) retry(ctx context.Context, fn func(ctx context.Context) error) error {
-	return b.cfg.Retry.Do(ctx, bucket.IsTransient, func(int) error { return b.once(ctx, fn) }, nil)
+	var onRetry func(retry.Event)
+	if hook := retry.OnRetryFrom(ctx); hook != nil {
+		onRetry = func(e retry.Event) {
+			e.Op, e.URL, e.Host = "request", b.url, b.host
+			hook(e)
+		}
+	}
+	return b.cfg.Retry.Do(ctx, bucket.IsTransient, func(int) error { return b.once(ctx, fn) }, onRetry)
 }
 
 // delayKey is the context key of the slot where delayTransport leaves a
