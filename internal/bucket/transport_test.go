@@ -7,11 +7,17 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/bucket/buckettest"
+	"github.com/releng-project/releng/internal/bucket/s3"
+	"github.com/releng-project/releng/internal/credentials"
+	"github.com/releng-project/releng/internal/retry"
+	"github.com/releng-project/releng/internal/testenv"
 )
 
 // endless is an endless request body.
@@ -130,4 +136,92 @@ func TestWatchIdle(t *testing.T) {
 			t.Errorf("the caller's deadline became %v", err)
 		}
 	})
+}
+
+// TestMinIOPaused: a real MinIO paused with SIGSTOP in the middle of a
+// PUT (it stops reading the body and answering) is given up on within the
+// idle timeout, the PUT is retried, naming the host as stalled, and once
+// MinIO resumes the object is stored whole. Without the stall guard the
+// PUT waited as long as MinIO stayed paused.
+func TestMinIOPaused(t *testing.T) {
+	const idle = time.Second
+	buckettest.ShortIdle(t, idle)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "paused", false)
+	b, err := s3.New(s3.Config{Bucket: "paused", Endpoint: m.Endpoint, Scheme: "http",
+		Credentials: &s3.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: credentials.Secret(m.SecretKey)},
+		Retry:       retry.Policy{Attempts: 20, Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var events []retry.Event
+	ctx := retry.WithOnRetry(context.Background(), func(e retry.Event) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	})
+	data := buckettest.Data(3, 16<<20)
+	// The body pauses MinIO once 4 MiB have been taken, and resumes it
+	// 3 s later.
+	var once sync.Once
+	var paused time.Time
+	body := &hook{data: data, at: 4 << 20, fn: func() {
+		once.Do(func() {
+			if err := m.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Error(err)
+			}
+			paused = time.Now()
+			time.AfterFunc(3*time.Second, func() { m.Process.Signal(syscall.SIGCONT) })
+		})
+	}}
+	t.Cleanup(func() { m.Process.Signal(syscall.SIGCONT) })
+	start := time.Now()
+	if _, err := b.Put(ctx, "big", body, int64(len(data)), bucket.PutOptions{SHA256: buckettest.SHA256(data)}); err != nil {
+		t.Fatalf("put while MinIO is paused for 3 s: %v", err)
+	}
+	took := time.Since(start)
+	buckettest.CheckContent(t, b, "big", data)
+	mu.Lock()
+	defer mu.Unlock()
+	if paused.IsZero() || len(events) == 0 {
+		t.Fatalf("MinIO paused: %v; %d retries", !paused.IsZero(), len(events))
+	}
+	first := events[0]
+	if !strings.Contains(first.Reason, m.Endpoint+" stalled: no progress for 1s") || first.Host != m.Endpoint {
+		t.Errorf("the first retry does not name the stalled host: %+v", first)
+	}
+	// Paused 3 s: the put ends soon after MinIO resumes.
+	if took > 3*time.Second+3*idle {
+		t.Errorf("the put took %s for a 3 s pause (idle timeout %s)", took, idle)
+	}
+	t.Logf("put of 16 MiB with MinIO paused 3 s: %s, %d retries; first: %s", took.Round(time.Millisecond), len(events), first)
+}
+
+// hook is a rewindable body that calls fn once at byte at.
+type hook struct {
+	data []byte
+	off  int
+	at   int
+	fn   func()
+}
+
+func (h *hook) Read(p []byte) (int, error) {
+	if h.off >= len(h.data) {
+		return 0, io.EOF
+	}
+	if h.off >= h.at {
+		h.fn()
+	}
+	n := copy(p, h.data[h.off:])
+	h.off += n
+	return n, nil
+}
+
+func (h *hook) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekStart {
+		return 0, errors.New("seek: only from the start")
+	}
+	h.off = int(off)
+	return off, nil
 }

@@ -24,6 +24,8 @@ type MinIO struct {
 	AccessKey string
 	SecretKey string
 	Dir       string
+	// Process is the server's process (to pause it with SIGSTOP).
+	Process *os.Process
 }
 
 func minioBinary() string {
@@ -65,6 +67,7 @@ func StartMinIO(t testing.TB) *MinIO {
 		"MINIO_UPDATE=off",
 	)
 	log := startProcess(t, cmd, "minio")
+	m.Process = cmd.Process
 	waitHTTP(t, "http://"+m.Endpoint+"/minio/health/live", 200, 30*time.Second, log)
 	return m
 }
