@@ -25,6 +25,10 @@ func lockFile(f *os.File, wait bool) error {
 			continue
 		case errors.Is(err, syscall.EWOULDBLOCK):
 			return errHeld
+		case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+			// A file system without locks: writers go on unlocked, and
+			// Leftovers leaves every file there alone.
+			return errNoLocks
 		}
 		return err
 	}
