@@ -193,7 +193,7 @@ func TestKilledPushIsConsistent(t *testing.T) {
 				t.Fatalf("uninterrupted push: %d narinfos, want %d", n, len(store.Infos))
 			}
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-			var partial []int
+			var partial, left []int
 			for i := 1; i <= be.points; i++ {
 				uri, b := be.newURI(t, i)
 				// Kill points spread over the whole push, each at a random
@@ -202,6 +202,7 @@ func TestKilledPushIsConsistent(t *testing.T) {
 				helperPush(t, store, uri, be.env).killAfter(at, rng)
 				n := checkConsistent(t, b, store.Dir, false, true, nil)
 				partial = append(partial, n)
+				left = append(left, len(leftoversOf(t, b, mustURI(t, uri), store)))
 				// Re-run: it completes the push.
 				h := helperPush(t, store, uri, be.env)
 				if _, err := h.wait(); err != nil {
@@ -210,8 +211,12 @@ func TestKilledPushIsConsistent(t *testing.T) {
 				if n := checkConsistent(t, b, store.Dir, i == be.points, true, []nixstore.PublicKey{pub}); n != len(store.Infos) {
 					t.Fatalf("re-run after kill %d: %d narinfos, want %d", i, n, len(store.Infos))
 				}
+				// The re-run removed what the killed push left.
+				if l := leftoversOf(t, b, mustURI(t, uri), store); len(l) > 0 {
+					t.Errorf("after the re-run of kill %d, left: %q", i, l)
+				}
 			}
-			t.Logf("narinfos present at the kills: %v", partial)
+			t.Logf("narinfos present at the kills: %v; unfinished writes left by each kill: %v, by each re-run: none", partial, left)
 			if partial[0] == len(store.Infos) || partial[len(partial)-1] == 0 {
 				t.Errorf("the kills did not span the push (%v)", partial)
 			}

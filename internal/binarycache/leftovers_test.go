@@ -10,6 +10,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/releng-project/releng/internal/bucket"
+	"github.com/releng-project/releng/internal/bucket/dir"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
@@ -118,4 +120,35 @@ func TestPushRemovesLeftovers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// leftoversOf lists what unfinished writes b holds for the objects a push
+// of store writes (every NAR key taken as possibly sent in parts) and, in
+// a directory bucket, every temporary file wherever it is.
+func leftoversOf(t *testing.T, b bucket.Bucket, uri *StoreURI, store *testStore) []string {
+	t.Helper()
+	var objs []bucket.ObjectInfo
+	for _, pi := range store.Infos {
+		objs = append(objs,
+			bucket.ObjectInfo{Key: uri.NARKey(pi.NarHash), Size: -1},
+			bucket.ObjectInfo{Key: NarInfoKey(pi.Path)},
+			bucket.ObjectInfo{Key: ListingKey(pi.Path)})
+	}
+	found, err := bucket.Leftovers(context.Background(), b, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range found {
+		out = append(out, l.String())
+	}
+	if d, ok := b.(*dir.Bucket); ok {
+		filepath.WalkDir(d.Path(), func(p string, e os.DirEntry, err error) error {
+			if err == nil && strings.HasPrefix(e.Name(), ".releng-tmp-") && !slices.ContainsFunc(found, func(l bucket.Leftover) bool { return filepath.Join(d.Path(), l.Key) == p }) {
+				out = append(out, "temporary file "+p)
+			}
+			return nil
+		})
+	}
+	return out
 }
