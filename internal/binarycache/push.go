@@ -19,6 +19,7 @@ import (
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/nar"
 	"github.com/releng-project/releng/internal/nixstore"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // Content types of the objects of a binary cache, as Nix writes them.
@@ -174,6 +175,7 @@ func (p *pusher) event(e Event) {
 type item struct {
 	pi        *nixstore.PathInfo
 	published chan struct{} // closed once its narinfo is written
+	gone      chan struct{} // closed once it will not be published (a stop)
 	fileHash  nixstore.Hash
 	fileSize  int64
 	url       string // where the NAR goes (set by the plan)
@@ -364,10 +366,14 @@ func nixbase32(h nixstore.Hash) string {
 
 // upload pushes the NARs of items, largest first, Jobs at a time, and
 // writes each narinfo once its NAR and its references' narinfos are there.
+// Asked to stop (runctx.WithStop), it starts no new NAR, lets the ones in
+// flight finish, publishes those whose references are published, and
+// returns runctx.ErrInterrupted: the cache stays consistent.
 func (p *pusher) upload(ctx context.Context, items []*item) error {
 	byPath := make(map[string]*item, len(items))
 	for _, it := range items {
 		byPath[it.pi.Path.String()] = it
+		it.gone = make(chan struct{})
 	}
 	order := slices.Clone(items)
 	slices.SortStableFunc(order, func(a, b *item) int {
@@ -381,19 +387,34 @@ func (p *pusher) upload(ctx context.Context, items []*item) error {
 	})
 	g, gctx := errgroup.WithContext(ctx)
 	queue := make(chan *item)
+	stop := runctx.StopChan(ctx)
 	go func() {
 		defer close(queue)
-		for _, it := range order {
+		for i, it := range order {
 			select {
-			case queue <- it:
-			case <-gctx.Done():
-				return
+			case <-stop:
+			default:
+				select {
+				case queue <- it:
+					continue
+				case <-gctx.Done():
+					return
+				case <-stop:
+				}
 			}
+			for _, rest := range order[i:] { // never started
+				close(rest.gone)
+			}
+			return
 		}
 	}()
 	for range min(p.Jobs, len(order)) {
 		g.Go(func() error {
 			for it := range queue {
+				if runctx.Stopping(ctx) {
+					close(it.gone)
+					continue
+				}
 				if err := p.pushNAR(gctx, it); err != nil {
 					return err
 				}
@@ -404,6 +425,15 @@ func (p *pusher) upload(ctx context.Context, items []*item) error {
 	}
 	err := g.Wait()
 	for range queue { // let the feeder end
+	}
+	if err == nil && runctx.Stopping(ctx) {
+		for _, it := range items {
+			select {
+			case <-it.published:
+			default:
+				return runctx.ErrInterrupted
+			}
+		}
 	}
 	return err
 }
@@ -417,6 +447,9 @@ func (p *pusher) publish(ctx context.Context, it *item, byPath map[string]*item)
 		}
 		select {
 		case <-dep.published:
+		case <-dep.gone: // stopped before it: so is it
+			close(it.gone)
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}

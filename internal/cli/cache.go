@@ -63,6 +63,7 @@ EXIT STATUS
 			o.Paths = args
 			return app.runCachePush(cmd.Context(), o)
 		},
+		Annotations: map[string]string{stopsCleanly: "yes"},
 	}
 	f := c.Flags()
 	f.StringVar(&o.To, "to", "", "the binary cache `STORE_URI` (file:///dir?… or s3://bucket?…)")

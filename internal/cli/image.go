@@ -201,6 +201,7 @@ EXIT STATUS
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return app.runImagePush(cmd.Context(), args, o)
 		},
+		Annotations: map[string]string{stopsCleanly: "yes"},
 	}
 	f := c.Flags()
 	f.StringVar(&o.to, "to", "", "destination `REF`: HOST[:PORT]/REPO or oci:DIR")

@@ -6,11 +6,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -41,6 +43,8 @@ type App struct {
 	rc   *runctx.Run // the run context, made by run()
 	mu   sync.Mutex  // serialises progress output
 	bars *stageBars  // per-stage bars on a terminal; nil otherwise
+
+	stoppable atomic.Bool // the command stops cleanly (stopsCleanly)
 }
 
 // Execute runs releng with args and returns the process exit code.
@@ -51,16 +55,84 @@ func Execute(args []string, s Streams, version string) int {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, signalled, stop := app.handleSignals()
 	defer stop()
 	err := root.ExecuteContext(ctx)
 	app.bars.done()
+	if err != nil && signalled() {
+		// Interrupted: the message says how to resume; 130 as a shell
+		// reports a process ended by SIGINT.
+		if errors.Is(err, runctx.ErrInterrupted) && !errors.As(err, new(*exitError)) {
+			err = fmt.Errorf("%w: what was sent stays and is not sent again; run the same command again to finish", err)
+		}
+		err = &exitError{code: exitInterrupted, msg: err.Error()}
+	}
 	if err != nil {
 		if msg := err.Error(); msg != "" && !isSilent(err) {
 			fmt.Fprintf(s.Err, "releng: %s\n", msg)
 		}
 	}
 	return exitCode(err)
+}
+
+// exitInterrupted is the exit code of a run stopped by SIGINT or SIGTERM.
+const exitInterrupted = 130
+
+// stopsCleanly is the annotation of the commands that honour a stop
+// (runctx.WithStop): a first SIGINT or SIGTERM lets what is in flight
+// finish, a second aborts. Other commands abort at the first.
+const stopsCleanly = "releng/stops-cleanly"
+
+// handleSignals makes the context of a run. A first SIGINT or SIGTERM asks
+// a command that stops cleanly to stop (runctx.WithStop): it starts no new
+// object, the ones in flight finish, and it returns what it did and how to
+// resume; a second signal — or the first, for any other command — cancels
+// the context at once. signalled reports whether a signal came.
+func (app *App) handleSignals() (ctx context.Context, signalled func() bool, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopCh := make(chan struct{})
+	ctx = runctx.WithStop(ctx, stopCh)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Bool
+	done := make(chan struct{})
+	say := func(format string, args ...any) {
+		app.mu.Lock()
+		defer app.mu.Unlock()
+		fmt.Fprintf(app.bars.out(app.Err), "releng: "+format+"\n", args...)
+	}
+	go func() {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		got.Store(true)
+		if app.stoppable.Load() {
+			close(stopCh)
+			say("%s: stopping once the objects in flight are sent (again to abort at once)", signalName(sig))
+			select {
+			case sig = <-sigs:
+			case <-done:
+				return
+			}
+		}
+		say("%s: aborting", signalName(sig))
+		cancel()
+	}()
+	return ctx, got.Load, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+}
+
+func signalName(sig os.Signal) string {
+	if sig == os.Interrupt {
+		return "interrupt"
+	}
+	return sig.String()
 }
 
 func (app *App) rootCommand() *cobra.Command {
@@ -74,11 +146,15 @@ binary cache, container registries, S3 buckets and a git remote.
 EXIT STATUS
   0  success
   1  the operation failed, or a check found problems
-  2  usage or configuration error`,
+  2  usage or configuration error
+  130  interrupted (SIGINT or SIGTERM); upload, cache push and image push
+       stop once the objects in flight are sent at the first, and abort at
+       a second: run the same command again to finish`,
 		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			app.stoppable.Store(cmd.Annotations[stopsCleanly] != "")
 			if _, ok := os.LookupEnv("NO_COLOR"); ok {
 				app.NoColor = true
 			}

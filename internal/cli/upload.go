@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/releng-project/releng/internal/release"
 )
@@ -26,9 +29,16 @@ missing or different, and an interrupted multipart upload resumes. A second
 run for the same environment waits for nobody: it refuses and says who holds
 the lock.
 
+Ctrl-C (or SIGTERM) stops cleanly: no new object is started, the ones in
+flight are sent, the journal is consistent, and the message names the
+command that finishes the upload; a second Ctrl-C aborts at once (what
+was published stays consistent either way: see docs/upload.md).
+
 EXIT STATUS
-  0  published; 1  a step failed (the message says what was published); 2  usage or configuration error`,
-		Args: noArgs,
+  0  published; 1  a step failed (the message says what was published); 2  usage or configuration error;
+  130  interrupted (the message says how to finish)`,
+		Args:        noArgs,
+		Annotations: map[string]string{stopsCleanly: "yes"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := app.openProject()
 			if err != nil {
@@ -37,6 +47,10 @@ EXIT STATUS
 			opts.Run = app.run()
 			rep, err := release.Upload(cmd.Context(), p, opts)
 			app.bars.done()
+			var ie *release.InterruptedError
+			if errors.As(err, &ie) {
+				return &exitError{code: exitInterrupted, msg: fmt.Sprintf("%s; run `%s` again to finish (it plans again and sends only what is missing)", ie, app.resumeCommand(cmd, ie.Env))}
+			}
 			if err != nil {
 				return err
 			}
@@ -64,6 +78,37 @@ EXIT STATUS
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plans (what each stage would send) and send nothing")
 	f.BoolVar(&opts.AllowInsecureKey, "allow-insecure-key", false, "accept a signing key file that group or others can read")
 	return cmd
+}
+
+// resumeCommand is the command line that finishes an interrupted run of
+// cmd: the same flags, with the environment named.
+func (app *App) resumeCommand(cmd *cobra.Command, env string) string {
+	args := []string{cmd.CommandPath()}
+	if app.Dir != "" {
+		args = append(args, "-C", shellQuote(app.Dir))
+	}
+	if app.ConfigFile != "" {
+		args = append(args, "--config", shellQuote(app.ConfigFile))
+	}
+	args = append(args, "--environment", shellQuote(env))
+	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+		switch {
+		case !f.Changed || f.Name == "environment":
+		case f.Value.Type() == "bool":
+			args = append(args, "--"+f.Name)
+		default:
+			args = append(args, "--"+f.Name, shellQuote(f.Value.String()))
+		}
+	})
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (app *App) printUpload(rep *release.UploadReport) error {

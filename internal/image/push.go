@@ -28,6 +28,7 @@ import (
 	"github.com/releng-project/releng/internal/image/registry"
 	"github.com/releng-project/releng/internal/plan"
 	"github.com/releng-project/releng/internal/retry"
+	"github.com/releng-project/releng/internal/runctx"
 )
 
 // Source is one system's image to push; exactly one field is set.
@@ -176,6 +177,9 @@ func Push(ctx context.Context, sources []Source, opts PushOptions) (*PushResult,
 	res := &PushResult{Dest: dest, Tags: opts.Tags}
 	var manifests []oci.Descriptor
 	for _, img := range imgs {
+		if runctx.Stopping(ctx) { // asked to stop: no tag names what is not there
+			return nil, runctx.ErrInterrupted
+		}
 		desc, err := pushImage(ctx, target, img, opts, res)
 		if err != nil {
 			return nil, fmt.Errorf("push %s image to %s: %w", img.system, dest, err)
@@ -189,6 +193,9 @@ func Push(ctx context.Context, sources []Source, opts PushOptions) (*PushResult,
 	}
 	res.Index = oci.Descriptor{MediaType: oci.MediaTypeIndex, Digest: oci.Digest(ib), Size: int64(len(ib))}
 	for _, tag := range distinct(opts.Tags) {
+		if runctx.Stopping(ctx) {
+			return nil, runctx.ErrInterrupted
+		}
 		var now oci.Descriptor
 		var found bool
 		if err := withRetry(ctx, func() (err error) { now, found, err = target.Resolve(ctx, tag); return }); err != nil {
@@ -532,7 +539,11 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 			limit = min(njobs, max(runtime.GOMAXPROCS(0), 1), 4)
 		}
 		g.SetLimit(limit)
+		stopped := false
 		for _, l := range missing {
+			if stopped = runctx.Stopping(ctx); stopped {
+				break // the layers in flight finish
+			}
 			g.Go(func() error {
 				if err := sendLayer(gctx, t, l, opts, res, &mu); err != nil {
 					return err
@@ -543,6 +554,9 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 		}
 		if err := g.Wait(); err != nil {
 			return oci.Descriptor{}, err
+		}
+		if stopped {
+			return oci.Descriptor{}, runctx.ErrInterrupted
 		}
 	}
 	res.Uploaded += len(missing)
@@ -670,6 +684,9 @@ func sendArchiveLayers(ctx context.Context, t registry.Target, img *pImage, miss
 		byEntry[l.arch.Entry] = append(byEntry[l.arch.Entry], l)
 	}
 	return img.arch.Stream(func(al archive.Layer) bool { return len(byEntry[al.Entry]) > 0 }, func(al archive.Layer, r io.Reader) error {
+		if runctx.Stopping(ctx) {
+			return runctx.ErrInterrupted
+		}
 		ls := byEntry[al.Entry]
 		l := ls[0]
 		if l.known != nil && al.Compression != "" {

@@ -122,7 +122,11 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 	budget := semaphore.NewWeighted(sendBudget)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.rc.JobsOr(objectChecks))
+	stopped := false
 	for _, o := range pl.Objects {
+		if stopped = runctx.Stopping(ctx); stopped {
+			break // asked to stop: what is in flight finishes
+		}
 		if !o.Sends() && o.Why != plan.Delete {
 			mu.Lock()
 			pub.Objects++
@@ -163,6 +167,9 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 		})
 	}
 	err := g.Wait()
+	if err == nil && stopped {
+		err = runctx.ErrInterrupted
+	}
 	if err == nil {
 		r.removeLeftovers(ctx, pl, b)
 	}

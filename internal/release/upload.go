@@ -184,6 +184,9 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	if opts.DryRun {
 		return rep, nil
 	}
+	if runctx.Stopping(ctx) {
+		return rep, r.interrupted(ctx, rep)
+	}
 	if *env.Confirm && !opts.NoConfirm {
 		phrase := "I want to release this to " + env.Name
 		if r.rc == nil || r.rc.Confirm == nil {
@@ -203,6 +206,9 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 
 	for i, s := range stagesFor(opts.Target) {
 		pl := rep.Plans[i]
+		if runctx.Stopping(ctx) {
+			return rep, r.interrupted(ctx, rep)
+		}
 		if pl.Skipped != "" {
 			rep.Steps = append(rep.Steps, Published{Step: s.Name(), Where: pl.Dest, Skipped: pl.Skipped})
 			continue
@@ -216,6 +222,9 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		pub, err := s.Run(ctx, r, pl)
 		pub.Step, pub.Where = s.Name(), pl.Dest
 		if err != nil {
+			if errors.Is(err, runctx.ErrInterrupted) || (ctx.Err() != nil && runctx.Stopping(ctx)) {
+				return rep, r.interrupted(ctx, rep)
+			}
 			return rep, r.stopped(rep, s.Name(), err)
 		}
 		if err := r.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
@@ -254,6 +263,44 @@ func (r *run) stopped(rep *UploadReport, step string, err error) error {
 	}
 	return fmt.Errorf("upload to %s stopped at step %s: %w\npublished: steps %s; %s part way (the journal %s records the %d objects published so far)\nnot published: steps %s; run `releng upload` again to continue (it plans again and sends only what is missing)",
 		r.t.Env.Name, step, err, list(published), step, r.j.Path(), r.j.Objects(), list(not))
+}
+
+// InterruptedError is an upload stopped by the user (runctx.WithStop): the
+// steps before were published whole, the objects in flight were sent
+// (Aborted: cut, by a second signal), nothing after was started. Running
+// the same upload again finishes it.
+type InterruptedError struct {
+	Env string
+	// Done of Steps steps were published (or skipped) before the stop.
+	Done, Steps int
+	// Objects is the number of objects the journal records as published.
+	Objects int
+	Journal string
+	// Aborted: the context was cancelled, requests in flight were cut.
+	Aborted bool
+}
+
+func (e *InterruptedError) Error() string {
+	what := "interrupted"
+	if e.Aborted {
+		what = "aborted"
+	}
+	msg := fmt.Sprintf("upload to %s %s: %d of %d steps done, %d objects published", e.Env, what, e.Done, e.Steps, e.Objects)
+	if e.Journal != "" {
+		msg += " (journal " + e.Journal + ")"
+	}
+	return msg
+}
+
+func (e *InterruptedError) Unwrap() error { return runctx.ErrInterrupted }
+
+// interrupted says how far an upload got when it was asked to stop.
+func (r *run) interrupted(ctx context.Context, rep *UploadReport) error {
+	e := &InterruptedError{Env: r.t.Env.Name, Done: len(rep.Steps), Steps: len(rep.Plans), Aborted: ctx.Err() != nil}
+	if r.j != nil {
+		e.Objects, e.Journal = r.j.Objects(), r.j.Path()
+	}
+	return e
 }
 
 // releaseKind says where a release goes (SPEC §6.3, §10.2): official
