@@ -15,7 +15,8 @@ import (
 
 // TestInterruptUpload sends SIGINT to `releng upload` while a NAR of the
 // cache push is in flight (the proxy holds it). One SIGINT: the NAR in
-// flight is still sent, nothing new starts, releng exits 130 naming the
+// flight is still sent, no later step starts (no write reaches the other
+// buckets or the registry after the signal), releng exits 130 naming the
 // command that finishes the upload, and readers see nothing dangling.
 // SIGTERM then SIGINT while the request stalls: the first stops as a
 // SIGINT does, the second aborts at once (130). Either way the re-run
@@ -32,7 +33,17 @@ func TestInterruptUpload(t *testing.T) {
 			lastSig  atomic.Int64 // unix nanos of the last signal sent
 		)
 		release := make(chan struct{})
+		var after sync.Map // writes outside the cache that arrived after the signal
+		signalled := atomic.Bool{}
+		e.reg.setTrigger(func(ev proxyEvent) {
+			if ev.At == "arrive" && isWrite(ev.R) && signalled.Load() {
+				after.Store(ev.R.Method+" "+ev.R.URL.Path, true)
+			}
+		})
 		e.s3.setTrigger(func(ev proxyEvent) {
+			if ev.At == "arrive" && isWrite(ev.R) && signalled.Load() && !strings.HasPrefix(ev.R.URL.Path, "/cache-") {
+				after.Store(ev.R.Method+" "+ev.R.URL.Path, true)
+			}
 			if ev.At != "arrive" || ev.R.Method != "PUT" || !strings.Contains(ev.R.URL.Path, "/nar/") {
 				return
 			}
@@ -44,6 +55,7 @@ func TestInterruptUpload(t *testing.T) {
 				if twice {
 					first = syscall.SIGTERM // as a first SIGINT
 				}
+				signalled.Store(true)
 				p.Signal(first)
 				lastSig.Store(time.Now().UnixNano())
 				if twice {
@@ -68,7 +80,12 @@ func TestInterruptUpload(t *testing.T) {
 		ended := time.Now()
 		close(release)
 		e.s3.setTrigger(nil)
+		e.reg.setTrigger(nil)
 		e.s3.quiesce(t)
+		after.Range(func(k, _ any) bool {
+			t.Errorf("%s: %s was sent after the signal: a later step started", env, k)
+			return true
+		})
 		if heldKey == "" {
 			t.Fatalf("%s: no NAR was sent through the proxy: exit %d\n%s", env, res.code, res.stderr)
 		}
