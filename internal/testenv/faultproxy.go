@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +24,9 @@ type FaultKind string
 const (
 	// Reset resets the connection (TCP RST) before reading the request body.
 	Reset FaultKind = "reset"
-	// Status answers Action.Status (500, 503, 429, 403 …) with an S3-style
-	// XML error, after reading the request body, without forwarding it.
+	// Status answers Action.Status (500, 503, 429, 403 …) with an error
+	// body (a registry's JSON for paths under /v2/, else S3's XML), after
+	// reading the request body, without forwarding it.
 	Status FaultKind = "status"
 	// Delay waits Action.Delay, then forwards the request.
 	Delay FaultKind = "delay"
@@ -49,8 +51,9 @@ type Action struct {
 	Kind FaultKind
 	// Status is the answer of a Status fault.
 	Status int
-	// Code is the S3 error code of a Status answer; empty for a default
-	// by status (InternalError, SlowDown, AccessDenied …).
+	// Code is the error code of a Status answer; empty for a default by
+	// status (S3: InternalError, SlowDown, AccessDenied …; a registry:
+	// UNKNOWN, UNAVAILABLE, TOOMANYREQUESTS, DENIED …).
 	Code string
 	// RetryAfter is the Retry-After header of a Status answer, if any.
 	RetryAfter string
@@ -322,16 +325,28 @@ func (p *FaultProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *
 		return
 	case Status:
 		io.Copy(io.Discard, r.Body)
-		code := a.Code
-		if code == "" {
-			code = map[int]string{500: "InternalError", 503: "SlowDown", 429: "SlowDown", 403: "AccessDenied", 404: "NoSuchBucket"}[a.Status]
-		}
 		if a.RetryAfter != "" {
 			w.Header().Set("Retry-After", a.RetryAfter)
 		}
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(a.Status)
-		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s (injected by the fault proxy)</Message></Error>`, code, http.StatusText(a.Status))
+		msg := http.StatusText(a.Status) + " (injected by the fault proxy)"
+		if strings.HasPrefix(r.URL.Path, "/v2/") {
+			// A registry: a distribution-spec JSON error.
+			code := a.Code
+			if code == "" {
+				code = map[int]string{500: "UNKNOWN", 503: "UNAVAILABLE", 429: "TOOMANYREQUESTS", 403: "DENIED", 404: "NAME_UNKNOWN"}[a.Status]
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(a.Status)
+			fmt.Fprintf(w, `{"errors":[{"code":%q,"message":%q}]}`, code, msg)
+		} else {
+			code := a.Code
+			if code == "" {
+				code = map[int]string{500: "InternalError", 503: "SlowDown", 429: "SlowDown", 403: "AccessDenied", 404: "NoSuchBucket"}[a.Status]
+			}
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(a.Status)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, msg)
+		}
 		set(func() { rec.Status = a.Status })
 		return
 	case Stall:
