@@ -22,8 +22,19 @@ func (p *pusher) removeLeftovers(ctx context.Context, pl *Plan, start time.Time)
 	for _, pi := range pl.infos {
 		narSize[pi.Path.String()] = pi.NarSize
 	}
+	pushed := make(map[string]bool, len(pl.items))
+	for _, it := range pl.items {
+		pushed[it.pi.Path.String()] = true
+	}
 	objs := make([]bucket.ObjectInfo, 0, len(pl.Objects))
 	for _, o := range pl.Objects {
+		// Only the paths this push writes: an interrupted push leaves
+		// its leftovers under paths whose narinfo is missing, which the
+		// next push writes; asking about every path of the closure would
+		// cost a listing per NAR of a push that sends nothing.
+		if !pushed[o.Source] && o.Kind != plan.KindCacheInfo {
+			continue
+		}
 		size := int64(0) // narinfo, listing, nix-cache-info: one PUT
 		if o.Kind == plan.KindNAR {
 			size = o.Size

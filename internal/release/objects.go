@@ -185,7 +185,12 @@ func (r *run) runFiles(ctx context.Context, pl *plan.Plan, b bucket.Bucket) (Pub
 func (r *run) removeLeftovers(ctx context.Context, pl *plan.Plan, b bucket.Bucket) {
 	objs := make([]bucket.ObjectInfo, 0, len(pl.Objects))
 	for _, o := range pl.Objects {
-		objs = append(objs, bucket.ObjectInfo{Key: o.Key, Size: o.Size})
+		// An interrupted run leaves its leftovers under keys it had not
+		// finished, which this plan sends again (or whose upload the
+		// journal still holds); a stage that sends nothing asks nothing.
+		if _, inJournal := r.j.Upload(bucket.ObjectURL(b, o.Key)); o.Sends() || inJournal {
+			objs = append(objs, bucket.ObjectInfo{Key: o.Key, Size: o.Size})
+		}
 	}
 	removed, err := bucket.RemoveLeftovers(ctx, b, objs, time.Time{})
 	for _, l := range removed {
