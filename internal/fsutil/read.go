@@ -74,23 +74,8 @@ func ReadFileIn(root, path string, limit int64) ([]byte, error) {
 // resolved through an os.Root (component by component, symbolic links
 // followed only inside root), and it must be a regular file.
 func OpenIn(root, path string) (*os.File, error) {
-	rel, err := RelIn(root, path)
+	f, err := openBeneath(root, path)
 	if err != nil {
-		return nil, err
-	}
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	f, err := r.Open(rel)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
-		}
-		if isEscape(err) {
-			return nil, &EscapeError{Path: path, Link: findEscapingLink(root, rel), Root: root}
-		}
 		return nil, err
 	}
 	st, err := f.Stat()
@@ -228,7 +213,19 @@ func FormatSize(n int64) string {
 // links on the way are followed only inside root (one leading out is an
 // *EscapeError naming it).
 func ReadDirIn(root, dir string) ([]os.DirEntry, error) {
-	rel, err := RelIn(root, dir)
+	f, err := openBeneath(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// openBeneath opens path (absolute, or relative to root) through an
+// os.Root: symbolic links are followed only while they stay inside root;
+// one that leads out is an *EscapeError naming it.
+func openBeneath(root, path string) (*os.File, error) {
+	rel, err := RelIn(root, path)
 	if err != nil {
 		return nil, err
 	}
@@ -238,15 +235,13 @@ func ReadDirIn(root, dir string) ([]os.DirEntry, error) {
 	}
 	defer r.Close()
 	f, err := r.Open(rel)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrNotExist}
-		}
-		if isEscape(err) {
-			return nil, &EscapeError{Path: dir, Link: findEscapingLink(root, rel), Root: root}
-		}
-		return nil, err
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
+	case isEscape(err):
+		return nil, &EscapeError{Path: path, Link: findEscapingLink(root, rel), Root: root}
 	}
-	defer f.Close()
-	return f.ReadDir(-1)
+	return nil, err
 }
