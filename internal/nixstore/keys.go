@@ -141,15 +141,8 @@ func ParseSecretKey(s string) (*SecretKey, error) {
 // newline is fine). Unless allowInsecure, a file that group or others may
 // access is refused. Errors name the file but never contain key material.
 func LoadSecretKeyFile(file string, allowInsecure bool) (*SecretKey, error) {
-	fi, err := os.Stat(file)
-	if err != nil {
+	if err := CheckSecretFile(file, allowInsecure); err != nil {
 		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secret key file %s is not a regular file", file)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !allowInsecure {
-		return nil, fmt.Errorf("secret key file %s has mode %04o: it must not be accessible by group or others; run `chmod 600 %s`, or pass --allow-insecure-key", file, perm, file)
 	}
 	data, err := fsutil.ReadFile(file, fsutil.MaxSmallState)
 	if err != nil {
@@ -160,6 +153,24 @@ func LoadSecretKeyFile(file string, allowInsecure bool) (*SecretKey, error) {
 		return nil, fmt.Errorf("%s: %v", file, err)
 	}
 	return k, nil
+}
+
+// CheckSecretFile is the one check of a secret key file before it is
+// read (the cache's signing_key, the release_key): a regular file that,
+// unless allowInsecure, neither group nor others may access. The error
+// names the file and the chmod to run.
+func CheckSecretFile(file string, allowInsecure bool) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("secret key file %s is not a regular file", file)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !allowInsecure {
+		return fmt.Errorf("secret key file %s has mode %04o: it must not be accessible by group or others; run `chmod 600 %s`, or pass --allow-insecure-key", file, perm, file)
+	}
+	return nil
 }
 
 // GenerateKeyFile creates a key pair named name, writes the secret key to
