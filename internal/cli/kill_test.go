@@ -173,11 +173,12 @@ func newPubEnv(t *testing.T, n int) *pubEnv {
 	e := &pubEnv{m: m, mc: m.Client(t), regAddr: reg.Addr, s3: newTriggerProxy(t, m.Endpoint), reg: newTriggerProxy(t, reg.Addr)}
 	e.bin = buildReleng(t)
 	keyDir := t.TempDir()
-	if _, err := nixstore.GenerateKeyFile("kill-1", filepath.Join(keyDir, "signing.key")); err != nil {
-		t.Fatal(err)
-	}
 	var envs strings.Builder
 	for i := range n {
+		// Each environment signs with its own key (promote re-signs).
+		if _, err := nixstore.GenerateKeyFile(fmt.Sprintf("e%d-1", i), filepath.Join(keyDir, fmt.Sprintf("signing-%d.key", i))); err != nil {
+			t.Fatal(err)
+		}
 		for _, b := range []string{"rel", "docs", "cache"} {
 			m.MakeBucket(t, fmt.Sprintf("%s-%d", b, i), b == "cache")
 		}
@@ -197,7 +198,7 @@ git_remote = %[4]s
 
 [[environments.e%[1]d.images]]
 repository = "%[5]s/hello-%[1]d"
-`, i, e.s3.Addr, tomlString(filepath.Join(keyDir, "signing.key")), tomlString(remote), e.reg.Addr)
+`, i, e.s3.Addr, tomlString(filepath.Join(keyDir, fmt.Sprintf("signing-%d.key", i))), tomlString(remote), e.reg.Addr)
 	}
 	r := testenv.NewGitRepo(t)
 	if _, err := example.Write(r.Dir, false); err != nil {

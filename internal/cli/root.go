@@ -192,6 +192,7 @@ func (app *App) commands() []*cobra.Command {
 		app.closureCommand(),
 		app.imageCommand(),
 		app.uploadCommand(),
+		app.promoteCommand(),
 		app.verifyCommand(),
 		app.demoCommand(),
 	}

@@ -81,7 +81,7 @@ EXIT STATUS
 }
 
 // resumeCommand is the command line that finishes an interrupted run of
-// cmd: the same flags, with the environment named.
+// cmd: the same flags, with the environment named (env "": as given).
 func (app *App) resumeCommand(cmd *cobra.Command, env string) string {
 	args := []string{cmd.CommandPath()}
 	if app.Dir != "" {
@@ -90,7 +90,9 @@ func (app *App) resumeCommand(cmd *cobra.Command, env string) string {
 	if app.ConfigFile != "" {
 		args = append(args, "--config", shellQuote(app.ConfigFile))
 	}
-	args = append(args, "--environment", shellQuote(env))
+	if env != "" {
+		args = append(args, "--environment", shellQuote(env))
+	}
 	cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
 		switch {
 		case !f.Changed || f.Name == "environment":

@@ -40,6 +40,9 @@ type Source struct {
 	Input *Input
 	// Archive is a docker-archive Nix built, pushed with its own layers.
 	Archive *archive.Archive
+	// Published is an image another destination holds (ReadPublished):
+	// copied by digest.
+	Published *Published
 }
 
 // PushOptions configure Push.
@@ -130,10 +133,12 @@ func openTarget(ctx context.Context, dest string, opts PushOptions, readOnly boo
 // pLayer is a layer on its way to a target.
 type pLayer struct {
 	mediaType string
-	known     *layer.Digests // digests known before sending (layout, archive, cache)
-	key       string         // layer cache key, "" for none
-	source    string         // where the bytes come from, for plans
-	file      string         // blob file (layout)
+	known     *layer.Digests                               // digests known before sending (layout, archive, cache)
+	key       string                                       // layer cache key, "" for none
+	source    string                                       // where the bytes come from, for plans
+	file      string                                       // blob file (layout)
+	blob      func(context.Context) (io.ReadCloser, error) // the blob as another destination holds it
+	mount     []string                                     // repositories it may be mounted from
 	write     func(io.Writer) error
 	comp      layer.Compression
 	arch      *archive.Layer
@@ -330,6 +335,8 @@ func prepare(s Source, opts PushOptions) (*pImage, error) {
 	switch {
 	case s.Layout != "":
 		return prepareLayout(s.Layout)
+	case s.Published != nil:
+		return preparePublished(s.Published)
 	case s.Input != nil:
 		p, err := s.Input.Plan(opts.RelengVersion)
 		if err != nil {
@@ -482,7 +489,7 @@ func pushImage(ctx context.Context, t registry.Target, img *pImage, opts PushOpt
 				return err
 			}
 			if !ok && remote != nil {
-				if ok, err = t.Mount(gctx, l.known.Digest, opts.Cache.Locations(l.known.Digest)); err != nil {
+				if ok, err = t.Mount(gctx, l.known.Digest, append(l.mount, opts.Cache.Locations(l.known.Digest)...)); err != nil {
 					return err
 				}
 				if ok {
@@ -648,6 +655,20 @@ func sendLayer(ctx context.Context, t registry.Target, l *pLayer, opts PushOptio
 			}
 			defer f.Close()
 			if err := t.PutBlob(ctx, l.known.Digest, l.known.Size, f); err != nil {
+				return err
+			}
+			l.final = *l.known
+			return nil
+		})
+	}
+	if l.blob != nil {
+		return withRetry(ctx, func() error {
+			rc, err := l.blob(ctx)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if err := t.PutBlob(ctx, l.known.Digest, l.known.Size, rc); err != nil {
 				return err
 			}
 			l.final = *l.known

@@ -244,12 +244,18 @@ func (r *run) putFile(ctx context.Context, step string, b bucket.Bucket, o plan.
 	} else if err != nil && !errors.Is(err, bucket.ErrNotFound) {
 		return false, err
 	}
+	popts := bucket.PutOptions{ContentType: contentType(o.Key), SHA256: sum}
+	if r.from != nil {
+		if err := r.copyObject(ctx, step, b, o, popts); err != nil {
+			return false, err
+		}
+		return true, r.j.Append(entry)
+	}
 	fh, err := os.Open(o.Source)
 	if err != nil {
 		return false, err
 	}
 	defer fh.Close()
-	popts := bucket.PutOptions{ContentType: contentType(o.Key), SHA256: sum}
 	if o.Size >= resumableThreshold {
 		state, _ := r.j.Upload(url)
 		if state.SHA256 != "" && state.SHA256 != sum {

@@ -74,6 +74,9 @@ func (cacheStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 	if r.t.CacheURI == nil {
 		return &plan.Plan{Skipped: "no cache configured"}, nil
 	}
+	if r.from != nil {
+		return r.planCacheCopy(ctx)
+	}
 	infos, err := cacheClosure(ctx, r.p.Config, r.rec, r.opts.NixEnv)
 	if err != nil {
 		return nil, err
@@ -91,21 +94,33 @@ func (cacheStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, er
 	if err != nil {
 		return Published{}, err
 	}
+	if cp, ok := pl.State.(*binarycache.CopyPlan); ok {
+		return r.runCacheCopy(ctx, cp, keys)
+	}
 	if len(keys) == 0 {
 		r.rc.Warnf("cache", "no signing key for %s: the cache's narinfos are not signed", r.t.Env.Name)
 	}
 	cp := pl.State.(*binarycache.Plan)
 	var jerr error
-	sum, err := binarycache.Push(ctx, binarycache.PushOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Keys: keys, Plan: cp,
-		OnEvent: func(e binarycache.Event) {
-			if e.Kind != binarycache.EventPublished {
-				return
-			}
-			r.rc.Emit(runctx.Event{Kind: runctx.Object, Stage: "cache", Object: e.Path.String(), Bytes: e.FileSize})
-			if err := r.j.Append(journal.Entry{Kind: "object", Step: "cache", Key: bucket.ObjectURL(r.t.Cache, binarycache.NarInfoKey(e.Path))}); err != nil && jerr == nil {
-				jerr = err
-			}
-		}})
+	sum, err := binarycache.Push(ctx, binarycache.PushOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Keys: keys, Plan: cp, OnEvent: r.cacheEvent(&jerr)})
+	return r.cachePublished(sum, err, jerr)
+}
+
+// cacheEvent journals a narinfo written to the cache and reports it.
+func (r *run) cacheEvent(jerr *error) func(binarycache.Event) {
+	return func(e binarycache.Event) {
+		if e.Kind != binarycache.EventPublished {
+			return
+		}
+		r.rc.Emit(runctx.Event{Kind: runctx.Object, Stage: "cache", Object: e.Path.String(), Bytes: e.FileSize})
+		if err := r.j.Append(journal.Entry{Kind: "object", Step: "cache", Key: bucket.ObjectURL(r.t.Cache, binarycache.NarInfoKey(e.Path))}); err != nil && *jerr == nil {
+			*jerr = err
+		}
+	}
+}
+
+// cachePublished is what a push or copy to the cache did.
+func (r *run) cachePublished(sum *binarycache.Summary, err, jerr error) (Published, error) {
 	if err == nil {
 		err = jerr
 	}
@@ -127,7 +142,7 @@ func (cacheStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
 	if err != nil {
 		return []Check{{What: "cache", Object: r.t.CacheURI.Raw, Detail: err.Error()}}
 	}
-	cp := pl.State.(*binarycache.Plan)
+	cp := pl.State.(interface{ Paths() []nixstore.StorePath })
 	var checks []Check
 	for _, pc := range binarycache.Verify(ctx, binarycache.VerifyOptions{URI: r.t.CacheURI, Bucket: r.t.Cache, Keys: keys, Paths: cp.Paths()}) {
 		checks = append(checks, Check{What: "cache", Object: pc.Path, OK: len(pc.Problems) == 0, Detail: strings.Join(pc.Problems, "; ")})

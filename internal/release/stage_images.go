@@ -42,6 +42,8 @@ type imagePush struct {
 	// Manifests are the per-system manifest digests the index must name.
 	Manifests map[string]string
 	Insecure  bool
+	// from is the push of the source environment promote copies from.
+	from *imagePush
 }
 
 // archivesOf lists the docker-archives in the version directory that releng
@@ -147,6 +149,11 @@ func (imagesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 	pushes, err := imagePushes(r.p, r.t.Env, r.rec, r.stable)
 	if err != nil {
 		return nil, err
+	}
+	if r.from != nil {
+		if err := r.publishedSources(ctx, pushes); err != nil {
+			return nil, err
+		}
 	}
 	pl := &plan.Plan{State: &imageState{pushes: pushes}}
 	var dests []string

@@ -68,6 +68,10 @@ type run struct {
 	stable   bool // move latest, the docs stable alias and the root manifest
 	// j journals what is sent; nil in dry runs and verify.
 	j *journal.Journal
+	// command is "upload" or "promote", for messages and the lock.
+	command string
+	// from is where promote copies from; nil for upload and verify.
+	from *Target
 }
 
 // stage is one step of publishing (SPEC §10.2). Plan says what it
@@ -93,9 +97,9 @@ var uploadStages = []stage{
 	gitStage{},
 }
 
-// stagesFor is the stages of a target: all, or the manual alone.
-func stagesFor(target string) []stage {
-	if target == "manual" {
+// stages are the stages of the run's target: all, or the manual alone.
+func (r *run) stages() []stage {
+	if r.opts.Target == "manual" {
 		return []stage{docsStage{}}
 	}
 	return uploadStages
@@ -113,7 +117,7 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 	if err != nil {
 		return nil, err
 	}
-	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts}
+	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts, command: "upload"}
 	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry, Retry: r.rc.RetryPolicy()}); err != nil {
 		return nil, err
 	}
@@ -135,7 +139,7 @@ func (r *run) onRetry(e retry.Event) {
 // plans makes the plan of every stage, in order.
 func (r *run) plans(ctx context.Context) ([]*plan.Plan, error) {
 	var plans []*plan.Plan
-	for _, s := range stagesFor(r.opts.Target) {
+	for _, s := range r.stages() {
 		pl, err := s.Plan(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("plan of %s: %w", s.Name(), err)
@@ -160,18 +164,32 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
 	}
-	env := r.t.Env
-	rep := &UploadReport{Environment: env.Name, Version: r.rec.Version, DryRun: opts.DryRun}
-	var lock *journal.Lock
-	if !opts.DryRun {
-		// Held from planning to the end, so no other run changes the
-		// destination between the plan and its execution.
-		if lock, err = journal.Acquire(filepath.Join(p.StateDir(), env.Name+".lock"), "upload"); err != nil {
+	rep := &UploadReport{Environment: r.t.Env.Name, Version: r.rec.Version, DryRun: opts.DryRun}
+	unlock, err := r.lockAndPlan(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if opts.DryRun {
+		return rep, nil
+	}
+	return rep, r.execute(ctx, rep)
+}
+
+// lockAndPlan takes the environment's lock — except in a dry run — held
+// until unlock, so that no other run changes the destination between the
+// plans and their execution; then it makes the plan of every stage.
+func (r *run) lockAndPlan(ctx context.Context, rep *UploadReport) (unlock func(), err error) {
+	unlock = func() {}
+	if !r.opts.DryRun {
+		lock, err := journal.Acquire(filepath.Join(r.p.StateDir(), r.t.Env.Name+".lock"), r.command)
+		if err != nil {
 			return nil, err
 		}
-		defer lock.Release()
+		unlock = func() { lock.Release() }
 	}
 	if rep.Plans, err = r.plans(ctx); err != nil {
+		unlock()
 		return nil, err
 	}
 	for _, pl := range rep.Plans {
@@ -181,33 +199,39 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 			r.rc.Infof(pl.Stage, "plan: %s → %s", pl.Totals(), pl.Dest)
 		}
 	}
-	if opts.DryRun {
-		return rep, nil
-	}
+	return unlock, nil
+}
+
+// execute asks for the confirmation phrase, checks access to the image
+// targets, then runs the plans of rep in order, journaling every step and
+// object; rep.Steps says what each stage did.
+func (r *run) execute(ctx context.Context, rep *UploadReport) error {
+	env := r.t.Env
 	if runctx.Stopping(ctx) {
-		return rep, r.interrupted(ctx, rep)
+		return r.interrupted(ctx, rep)
 	}
-	if *env.Confirm && !opts.NoConfirm {
+	if *env.Confirm && !r.opts.NoConfirm {
 		phrase := "I want to release this to " + env.Name
 		if r.rc == nil || r.rc.Confirm == nil {
-			return nil, fmt.Errorf("environment %s needs confirmation and there is nobody to ask; pass --noconfirm", env.Name)
+			return fmt.Errorf("environment %s needs confirmation and there is nobody to ask; pass --noconfirm", env.Name)
 		}
 		if err := r.rc.Confirm(env.Name, phrase); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := r.checkImageAccess(ctx, rep.Plans); err != nil {
-		return nil, err
+		return err
 	}
-	if r.j, err = journal.Open(filepath.Join(p.StateDir(), env.Name+".journal"), releaseID(r.rec)); err != nil {
-		return nil, err
+	var err error
+	if r.j, err = journal.Open(filepath.Join(r.p.StateDir(), env.Name+".journal"), releaseID(r.rec)); err != nil {
+		return err
 	}
 	defer r.j.Close()
 
-	for i, s := range stagesFor(opts.Target) {
+	for i, s := range r.stages() {
 		pl := rep.Plans[i]
 		if runctx.Stopping(ctx) {
-			return rep, r.interrupted(ctx, rep)
+			return r.interrupted(ctx, rep)
 		}
 		if pl.Skipped != "" {
 			rep.Steps = append(rep.Steps, Published{Step: s.Name(), Where: pl.Dest, Skipped: pl.Skipped})
@@ -215,7 +239,7 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		}
 		tot := pl.Totals()
 		if err := r.j.Append(journal.Entry{Kind: "plan", Step: s.Name(), Plan: &tot}); err != nil {
-			return rep, err
+			return err
 		}
 		r.rc.Emit(runctx.Event{Kind: runctx.StageStart, Stage: s.Name(), Count: tot.Send, Bytes: tot.SendBytes, Message: tot.String()})
 		start := time.Now()
@@ -223,18 +247,18 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		pub.Step, pub.Where = s.Name(), pl.Dest
 		if err != nil {
 			if errors.Is(err, runctx.ErrInterrupted) || (ctx.Err() != nil && runctx.Stopping(ctx)) {
-				return rep, r.interrupted(ctx, rep)
+				return r.interrupted(ctx, rep)
 			}
-			return rep, r.stopped(rep, s.Name(), err)
+			return r.stopped(rep, s.Name(), err)
 		}
 		if err := r.j.Append(journal.Entry{Kind: "step", Step: s.Name()}); err != nil {
-			return rep, err
+			return err
 		}
 		r.rc.Emit(runctx.Event{Kind: runctx.StageDone, Stage: s.Name(), Count: pub.Sent, Bytes: pub.Bytes,
 			Message: fmt.Sprintf("%d objects, %d sent (%s), %d deleted in %s", pub.Objects, pub.Sent, plan.Size(pub.Bytes), pub.Deleted, time.Since(start).Round(time.Millisecond))})
 		rep.Steps = append(rep.Steps, pub)
 	}
-	return rep, nil
+	return nil
 }
 
 // stopped says what was and was not published when stage step failed:
@@ -261,8 +285,8 @@ func (r *run) stopped(rep *UploadReport, step string, err error) error {
 		}
 		return strings.Join(s, ", ")
 	}
-	return fmt.Errorf("upload to %s stopped at step %s: %w\npublished: steps %s; %s part way (the journal %s records the %d objects published so far)\nnot published: steps %s; run `releng upload` again to continue (it plans again and sends only what is missing)",
-		r.t.Env.Name, step, err, list(published), step, r.j.Path(), r.j.Objects(), list(not))
+	return fmt.Errorf("%s to %s stopped at step %s: %w\npublished: steps %s; %s part way (the journal %s records the %d objects published so far)\nnot published: steps %s; run `releng %s` again to continue (it plans again and sends only what is missing)",
+		r.command, r.t.Env.Name, step, err, list(published), step, r.j.Path(), r.j.Objects(), list(not), r.command)
 }
 
 // InterruptedError is an upload stopped by the user (runctx.WithStop): the
@@ -270,7 +294,9 @@ func (r *run) stopped(rep *UploadReport, step string, err error) error {
 // (Aborted: cut, by a second signal), nothing after was started. Running
 // the same upload again finishes it.
 type InterruptedError struct {
-	Env string
+	// Command is "upload" or "promote".
+	Command string
+	Env     string
 	// Done of Steps steps were published (or skipped) before the stop.
 	Done, Steps int
 	// Objects is the number of objects the journal records as published.
@@ -285,7 +311,7 @@ func (e *InterruptedError) Error() string {
 	if e.Aborted {
 		what = "aborted"
 	}
-	msg := fmt.Sprintf("upload to %s %s: %d of %d steps done, %d objects published", e.Env, what, e.Done, e.Steps, e.Objects)
+	msg := fmt.Sprintf("%s to %s %s: %d of %d steps done, %d objects published", e.Command, e.Env, what, e.Done, e.Steps, e.Objects)
 	if e.Journal != "" {
 		msg += " (journal " + e.Journal + ")"
 	}
@@ -296,7 +322,7 @@ func (e *InterruptedError) Unwrap() error { return runctx.ErrInterrupted }
 
 // interrupted says how far an upload got when it was asked to stop.
 func (r *run) interrupted(ctx context.Context, rep *UploadReport) error {
-	e := &InterruptedError{Env: r.t.Env.Name, Done: len(rep.Steps), Steps: len(rep.Plans), Aborted: ctx.Err() != nil}
+	e := &InterruptedError{Command: r.command, Env: r.t.Env.Name, Done: len(rep.Steps), Steps: len(rep.Plans), Aborted: ctx.Err() != nil}
 	if r.j != nil {
 		e.Objects, e.Journal = r.j.Objects(), r.j.Path()
 	}

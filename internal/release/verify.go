@@ -48,7 +48,7 @@ func Verify(ctx context.Context, p *project.Project, opts VerifyOptions) (*Verif
 		r.opts.Target = r.rec.Target
 	}
 	rep := &VerifyReport{Environment: r.t.Env.Name, Version: r.rec.Version}
-	for _, s := range stagesFor(r.opts.Target) {
+	for _, s := range r.stages() {
 		pl, err := s.Plan(ctx, r)
 		if err != nil {
 			return nil, err
