@@ -205,10 +205,14 @@ total: 4 → 5 paths, 111.8 KiB → 128.0 KiB (+16.2 KiB, +14.5%); 1 package unc
 		{[]string{"diff", old, missing}, 1, []string{"closure diff: ", missing, "is not valid"}},
 		{[]string{"report", file}, 1, []string{file + " is not in the Nix store /nix/store"}},
 		{[]string{"diff", filepath.Join(dir, "nope"), new}, 1, []string{"nope does not exist (want a store path in /nix/store)"}},
-		{[]string{"diff", "2.93.0@staging", new}, 1, []string{"2.93.0@staging does not exist (want a store path in /nix/store)"}},
+		{[]string{"diff", "2.93.0@staging", new}, 2, []string{"closure diff: VERSION@ENV reads the environments of releng.toml: ", "releng init"}},
+		{[]string{"why", new, "perl"}, 1, []string{"closure why: perl is not in the closure of " + new + " (5 paths)"}},
+		{[]string{"why", missing, "perl"}, 1, []string{"closure why: ", missing, "is not valid"}},
+		{[]string{"why", new}, 2, []string{"closure why takes a store path and a dependency"}},
+		{[]string{"why", "--from", "file:///x", "--closure-file", file, new, "x"}, 2, []string{"two sources"}},
 		{[]string{"report"}, 2, []string{"no store paths given"}},
 		{[]string{"report", "--top", "-1", new}, 2, []string{"--top must be 0"}},
-		{[]string{"diff", old}, 2, []string{"two store paths, OLD and NEW; got [\"/nix/store/"}},
+		{[]string{"diff", old}, 2, []string{"two store paths or VERSION@ENV, OLD and NEW; got [\"/nix/store/"}},
 		{[]string{"diff", strings.TrimSpace(string(drv)), old}, 2, []string{"either derivations (.drv) or other store paths"}},
 		{[]string{"report", "--store-dir", dir, new}, 2, []string{"--store-dir needs --closure-file"}},
 	} {
@@ -284,5 +288,61 @@ func TestClosureReportClosureFile(t *testing.T) {
 	_, errOut, code = run(t, "closure", "diff", "--store-dir", storeDir, "--closure-file", file, paths[0], filepath.Join(storeDir, "00000000000000000000000000000000-x"))
 	if code != 1 || !strings.Contains(errOut, "00000000000000000000000000000000-x is not in "+file) {
 		t.Errorf("path not in the closure file: exit %d, %s", code, errOut)
+	}
+}
+
+// whyNix builds a closure where the dependency is reachable through a
+// chain of four references and one of two.
+const whyNix = `let
+  sh = name: script: derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; args = [ "-c" script ]; };
+  dep = sh "releng-why-dep-1.0" "seq 1 100 > $out";
+  c = sh "releng-why-c" "echo ${dep} > $out";
+  b = sh "releng-why-b" "echo ${c} > $out";
+  a = sh "releng-why-a" "echo ${b} > $out";
+  z = sh "releng-why-z" "echo ${dep} > $out";
+in sh "releng-why-root" "echo ${a} ${z} > $out"
+`
+
+func TestClosureWhyLocal(t *testing.T) {
+	nix, _, _, _ := closureEnv(t)
+	file := filepath.Join(t.TempDir(), "why.nix")
+	os.WriteFile(file, []byte(whyNix), 0o644)
+	out, err := nix.Command("nix-build", "--no-out-link", file).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(out))
+	sizes := nixClosureSizes(t, nix, true, root)
+	var dep, z string
+	for p := range sizes {
+		switch {
+		case strings.HasSuffix(p, "-releng-why-dep-1.0"):
+			dep = p
+		case strings.HasSuffix(p, "-releng-why-z"):
+			z = p
+		}
+	}
+	for _, d := range []string{dep, "releng-why-dep", "releng-why-dep-1.0"} {
+		out, errOut, code := run(t, "--json", "closure", "why", root, d)
+		var w struct {
+			Chain []struct {
+				Path        string
+				NarSize     uint64 `json:"nar_size"`
+				ClosureSize uint64 `json:"closure_size"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &w); code != 0 || err != nil || len(w.Chain) != 3 {
+			t.Fatalf("closure why %s: exit %d, %v\n%s%s", d, code, err, out, errOut)
+		}
+		for i, want := range []string{root, z, dep} {
+			l := w.Chain[i]
+			if l.Path != want || l.NarSize != sizes[want].narSize || l.ClosureSize != sizes[want].closureSize {
+				t.Errorf("why %s: link %d is %+v, want %s with nix path-info -S's %+v", d, i, l, want, sizes[want])
+			}
+		}
+	}
+	text, _, code := run(t, "closure", "why", root, dep)
+	if code != 0 || !strings.Contains(text, " depends on "+dep+" through 2 references:\n") || !strings.Contains(text, "→ "+z+"\n") {
+		t.Errorf("closure why text: exit %d\n%s", code, text)
 	}
 }

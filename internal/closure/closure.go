@@ -159,7 +159,14 @@ func NewReport(infos []nixstore.PathInfo, roots []nixstore.StorePath, top int) (
 }
 
 // Side is one of the two closures of a Diff.
-type Side = Root
+type Side struct {
+	// Path names the closure: its store path, or VERSION@ENV.
+	Path string `json:"path"`
+	// Roots are its store paths (one, or those of a manifest.nix).
+	Roots       []string `json:"roots"`
+	Paths       int      `json:"paths"`
+	ClosureSize uint64   `json:"closure_size"`
+}
 
 // Change is how one package differs between two closures.
 type Change struct {
@@ -189,20 +196,25 @@ type Diff struct {
 	Unchanged int `json:"unchanged"`
 }
 
-// NewDiff compares the closure of old with that of new; infos must hold
-// both.
-func NewDiff(infos []nixstore.PathInfo, old, new nixstore.StorePath) (*Diff, error) {
+// NewDiff compares the closure of old with that of new.
+func NewDiff(old, new Set) (*Diff, error) {
 	var sides [2][]nixstore.PathInfo
-	for i, root := range []nixstore.StorePath{old, new} {
-		c, err := binarycache.Closure(infos, []nixstore.StorePath{root}, "the path information")
+	d := &Diff{}
+	for i, set := range []Set{old, new} {
+		c, err := set.closure()
 		if err != nil {
 			return nil, err
 		}
 		sides[i] = c
-	}
-	d := &Diff{
-		Old: Side{Path: old.String(), Paths: len(sides[0]), ClosureSize: narSize(sides[0])},
-		New: Side{Path: new.String(), Paths: len(sides[1]), ClosureSize: narSize(sides[1])},
+		side := Side{Path: set.Name, Paths: len(c), ClosureSize: narSize(c)}
+		for _, r := range set.Roots {
+			side.Roots = append(side.Roots, r.String())
+		}
+		if i == 0 {
+			d.Old = side
+		} else {
+			d.New = side
+		}
 	}
 	d.Delta = int64(d.New.ClosureSize) - int64(d.Old.ClosureSize)
 	d.Changes = []Change{}

@@ -109,7 +109,7 @@ func TestDiff(t *testing.T) {
 		"f-1 7",
 		"same-1 1000",
 	)
-	d, err := NewDiff(infos, p["root-1"], p["root-2"])
+	d, err := NewDiff(Set{Name: "one", Roots: []nixstore.StorePath{p["root-1"]}, Infos: infos}, Set{Name: "two", Roots: []nixstore.StorePath{p["root-2"]}, Infos: infos})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +136,64 @@ func TestDiff(t *testing.T) {
 		t.Errorf("diff text:\n%s", buf.String())
 	}
 	// The same path twice: nothing changed.
-	d, _ = NewDiff(infos, p["root-1"], p["root-1"])
+	one := Set{Name: "one", Roots: []nixstore.StorePath{p["root-1"]}, Infos: infos}
+	d, _ = NewDiff(one, one)
 	buf.Reset()
 	d.WriteText(&buf)
 	if len(d.Changes) != 0 || d.Changes == nil || !strings.HasSuffix(buf.String(), "(0 B, +0.0%); 7 packages unchanged\n") {
 		t.Errorf("diff of a path with itself: %+v\n%s", d, buf.String())
+	}
+}
+
+func TestWhy(t *testing.T) {
+	// dep is reachable from app through a long chain (app → a → b → c →
+	// dep) and a short one (app → z → dep); z sorts after a, so a walk
+	// depth first would find the long one.
+	p, infos := store(t,
+		"app-1 10 a-1 z-1 app-1",
+		"a-1 20 b-1",
+		"b-1 30 c-1",
+		"c-1 40 dep-2.0",
+		"z-1 50 dep-2.0 perl-5.36",
+		"dep-2.0 60",
+		"perl-5.36 70",
+		"other-1 80",
+	)
+	for _, tc := range []struct {
+		dep   string
+		chain []string
+		err   string
+	}{
+		{dep: p["dep-2.0"].String(), chain: []string{"app-1 280 7", "z-1 180 3", "dep-2.0 60 1"}},
+		{dep: "dep", chain: []string{"app-1 280 7", "z-1 180 3", "dep-2.0 60 1"}},
+		{dep: "c-1", chain: []string{"app-1 280 7", "a-1 150 4", "b-1 130 3", "c-1 100 2"}},
+		{dep: "app", chain: []string{"app-1 280 7"}},
+		{dep: "other", err: "other is not in the closure of " + p["app-1"].String() + " (7 paths)"},
+		{dep: p["other-1"].String(), err: "is not in the closure"},
+	} {
+		w, err := NewWhy(infos, p["app-1"], tc.dep)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("why %s: %v, want %q", tc.dep, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("why %s: %v", tc.dep, err)
+		}
+		var got []string
+		for _, l := range w.Chain {
+			got = append(got, fmt.Sprintf("%s %d %d", l.Path[44:], l.ClosureSize, l.Paths))
+		}
+		if strings.Join(got, " | ") != strings.Join(tc.chain, " | ") {
+			t.Errorf("why %s: %v, want %v", tc.dep, got, tc.chain)
+		}
+	}
+	w, _ := NewWhy(infos, p["app-1"], "dep")
+	var buf bytes.Buffer
+	w.WriteText(&buf)
+	want := "CLOSURE SIZE  PATHS  NAR SIZE  PATH\n280 B         7      10 B      " + p["app-1"].String() + "\n180 B         3      50 B      → " + p["z-1"].String() + "\n"
+	if !strings.Contains(buf.String(), "through 2 references:\n") || !strings.Contains(buf.String(), want) {
+		t.Errorf("why text:\n%s", buf.String())
 	}
 }

@@ -252,6 +252,30 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+func TestParseGrowth(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		pct  float64
+		size int64
+		err  string
+	}{
+		{in: "10%", pct: 10}, {in: " 2.5 %", pct: 2.5}, {in: "0%"},
+		{in: "50MB", size: 50e6}, {in: "1GiB", size: 1 << 30}, {in: "0"},
+		{in: "ten%", err: "not a percentage"}, {in: "NaN%", err: "not a percentage"}, {in: "inf%", err: "not a percentage"},
+		{in: "-5%", err: "not a percentage"}, {in: "1e3%", err: "not a percentage"},
+		{in: "10 percent", err: "neither a percentage"}, {in: "big", err: "neither a percentage"}, {in: "", err: "neither a percentage"},
+	} {
+		pct, size, err := ParseGrowth(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseGrowth(%q) = %v, %v, %v; want an error with %q", tc.in, pct, size, err, tc.err)
+			}
+		} else if err != nil || pct != tc.pct || size != tc.size {
+			t.Errorf("ParseGrowth(%q) = %v, %v, %v; want %v, %v", tc.in, pct, size, err, tc.pct, tc.size)
+		}
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Load(filepath.Join(dir, "releng.toml"), dir)

@@ -93,12 +93,20 @@ func ParseSize(s string) (int64, error) {
 func ParseGrowth(s string) (percent float64, size int64, err error) {
 	t := strings.TrimSpace(s)
 	if strings.HasSuffix(t, "%") {
-		p, perr := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
-		if perr != nil || p < 0 {
-			return 0, 0, fmt.Errorf("%q is not a percentage (write e.g. \"10%%\")", s)
+		num := strings.TrimSuffix(t, "%")
+		p, perr := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if perr != nil || !growthNumber.MatchString(num) {
+			return 0, 0, fmt.Errorf("%q is not a percentage (write e.g. \"10%%\", or a size such as \"50MB\")", s)
 		}
 		return p, 0, nil
 	}
 	size, err = ParseSize(t)
-	return 0, size, err
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q is neither a percentage (\"10%%\") nor a size (\"50MB\", \"1GiB\")", s)
+	}
+	return 0, size, nil
 }
+
+// growthNumber is the number of a percentage: digits, maybe a fraction
+// (not NaN, Inf or an exponent, which ParseFloat accepts).
+var growthNumber = regexp.MustCompile(`^\s*[0-9]+(\.[0-9]+)?\s*$`)

@@ -27,6 +27,9 @@ type BuildOptions struct {
 	Profile    string // default: build.default_profile
 	Target     string // "all" (default) or "manual"
 	NoCheckGit bool
+	// Strict fails the build when [checks] max_closure_growth cannot be
+	// checked (a first release, an environment that cannot be read).
+	Strict bool
 	// NixEnv is appended to the environment of Nix commands.
 	NixEnv []string
 	// NixLog receives Nix's build log as Nix writes it.
@@ -154,6 +157,9 @@ func Build(ctx context.Context, p *project.Project, opts BuildOptions) (*artifac
 
 	if target == "all" {
 		if err := layoutArtifacts(ctx, p, jobs, staging, rec); err != nil {
+			return nil, err
+		}
+		if err := checkGrowth(ctx, p, rec, opts); err != nil {
 			return nil, err
 		}
 		if err := buildImages(ctx, p, nix, staging, rec, opts, say); err != nil {
