@@ -65,7 +65,7 @@ EXIT STATUS
 				if env != nil {
 					colour = env.Colour
 				}
-				app.printPlans(&rep.UploadReport, colour)
+				app.printPlans(&rep.UploadReport, "promote "+rep.Version+" from "+rep.From, colour)
 				return nil
 			}
 			if perr := app.printUpload(&rep.UploadReport); perr != nil {

@@ -145,9 +145,10 @@ func (app *App) confirm(env, phrase string) error {
 	return nil
 }
 
-// printPlans prints what each stage would send, to stdout.
-func (app *App) printPlans(rep *release.UploadReport, colour string) {
-	fmt.Fprintf(app.Out, "Plan: publish %s to %s\n", rep.Version, app.colour(colour, rep.Environment))
+// printPlans prints what each stage would send, to stdout; what says
+// what the plans do ("publish 1.0.0").
+func (app *App) printPlans(rep *release.UploadReport, what, colour string) {
+	fmt.Fprintf(app.Out, "Plan: %s to %s\n", what, app.colour(colour, rep.Environment))
 	for _, pl := range rep.Plans {
 		if pl.Skipped != "" {
 			fmt.Fprintf(app.Out, "\n%s: skipped: %s\n", pl.Stage, pl.Skipped)

@@ -63,7 +63,7 @@ EXIT STATUS
 				if env != nil {
 					colour = env.Colour
 				}
-				app.printPlans(rep, colour)
+				app.printPlans(rep, "publish "+rep.Version, colour)
 				return nil
 			}
 			return app.printUpload(rep)
