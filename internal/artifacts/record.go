@@ -147,12 +147,10 @@ func (r *Record) Check(releaseDir string) ([]Problem, error) {
 		problems []Problem
 		mu       sync.Mutex
 	)
-	listed := map[string]bool{}
 	// Hash on every core: a release is mostly a few large files.
 	g := new(errgroup.Group)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, f := range r.Files {
-		listed[f.Path] = true
 		g.Go(func() error {
 			size, sum, err := HashFile(filepath.Join(releaseDir, f.Path))
 			var pr *Problem
@@ -177,9 +175,25 @@ func (r *Record) Check(releaseDir string) ([]Problem, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	unlisted, err := r.Unlisted(releaseDir)
+	if err != nil {
+		return nil, err
+	}
+	problems = append(problems, unlisted...)
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
+	return problems, nil
+}
+
+// Unlisted reports the files of the recorded trees (artifacts, manual,
+// images) under releaseDir that the record does not list.
+func (r *Record) Unlisted(releaseDir string) ([]Problem, error) {
+	listed := make(map[string]bool, len(r.Files))
+	for _, f := range r.Files {
+		listed[f.Path] = true
+	}
+	var problems []Problem
 	for _, top := range []string{"artifacts", "manual", "images"} {
-		root := filepath.Join(releaseDir, top)
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(releaseDir, top), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					return nil
@@ -199,7 +213,6 @@ func (r *Record) Check(releaseDir string) ([]Problem, error) {
 			return nil, err
 		}
 	}
-	sort.Slice(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
 	return problems, nil
 }
 

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,10 +17,12 @@ func (app *App) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the release's version, git state, artifacts and what each environment has",
-		Long: `Show the version, major, official flag and release name, the git state
-(branch, detached, on the release tag), and per environment what is known
-locally. status reads local state only: it never contacts a server or runs
-credentials_command.`,
+		Long: `Show the version, major, official flag and release name; the git state
+(branch, detached, on the release tag, clean or dirty); the build in release/
+(checked against build.json by size, and by sha256 for small files); and per
+environment its key files, its lock and what its journal records as published.
+status reads local state only: it never contacts a server or runs
+credentials_command. A missing or unsafe key file is reported, not an error.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := app.openProject()
@@ -37,87 +41,246 @@ credentials_command.`,
 	}
 }
 
+// printStatus writes the report as blocks: the version line, then git,
+// artifacts and one block per environment, each a heading and indented
+// "label  value" lines.
 func (app *App) printStatus(st *status.Status) error {
-	w := tabwriter.NewWriter(app.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "project\t%s\n", st.Name)
-	fmt.Fprintf(w, "version\t%s (major %s)\n", st.Version, st.Major)
-	fmt.Fprintf(w, "release name\t%s\n", st.ReleaseName)
-	fmt.Fprintf(w, "official release\t%v\n", st.OfficialRelease)
-	fmt.Fprintf(w, "pre-release\t%v\n", st.Prerelease)
+	official, pre := "not official", "not a pre-release"
+	if st.OfficialRelease {
+		official = "official"
+	}
+	if st.Prerelease {
+		pre = "pre-release"
+	}
+	fmt.Fprintf(app.Out, "%s %s (major %s) %q: %s, %s\n", st.Name, st.Version, st.Major, st.ReleaseName, official, pre)
+	b := &block{w: app.Out}
+	b.start("git")
+	printGit(b, st)
+	b.start("artifacts")
+	printArtifacts(b, st.Artifacts)
+	for _, e := range st.Environments {
+		var tags []string
+		if e.BuiltIn {
+			tags = append(tags, "built in")
+		}
+		if e.Default {
+			tags = append(tags, "default")
+		}
+		head := "environment " + app.colour(e.Colour, e.Name)
+		if len(tags) > 0 {
+			head += " (" + strings.Join(tags, ", ") + ")"
+		}
+		b.start(head)
+		printEnvironment(b, e)
+	}
+	return b.flush()
+}
+
+// block writes a heading followed by aligned "  label  value" lines.
+type block struct {
+	w  io.Writer
+	tw *tabwriter.Writer
+}
+
+func (b *block) start(heading string) {
+	b.flush()
+	fmt.Fprintf(b.w, "\n%s\n", heading)
+	b.tw = tabwriter.NewWriter(b.w, 0, 4, 2, ' ', 0)
+}
+
+func (b *block) line(label, format string, args ...any) {
+	fmt.Fprintf(b.tw, "  %s\t%s\n", label, fmt.Sprintf(format, args...))
+}
+
+func (b *block) flush() error {
+	if b.tw == nil {
+		return nil
+	}
+	return b.tw.Flush()
+}
+
+func printGit(b *block, st *status.Status) {
 	g := st.Git
 	switch {
 	case g.Branch != "":
-		fmt.Fprintf(w, "git\ton branch %s at %s\n", g.Branch, short(g.Head))
+		b.line("head", "on branch %s at %s", g.Branch, short(g.Head))
 	case g.OnTag:
-		fmt.Fprintf(w, "git\tdetached on tag %s at %s\n", st.Version, short(g.Head))
+		b.line("head", "detached on tag %s at %s", st.Version, short(g.Head))
 	default:
-		fmt.Fprintf(w, "git\tdetached at %s\n", short(g.Head))
+		b.line("head", "detached at %s", short(g.Head))
 	}
 	if g.Clean {
-		fmt.Fprintf(w, "tree\tclean\n")
+		b.line("tree", "clean")
 	} else {
-		fmt.Fprintf(w, "tree\tdirty (%d changed tracked files)\n", g.Changed)
+		b.line("tree", "dirty (%d changed tracked files)", g.Changed)
 	}
-	if g.TagCommit != "" {
-		fmt.Fprintf(w, "tag %s\tpresent locally at %s\n", st.Version, short(g.TagCommit))
-	} else {
-		fmt.Fprintf(w, "tag %s\tnot created yet\n", st.Version)
+	switch {
+	case g.TagCommit == "":
+		b.line("tag "+st.Version, "not created yet")
+	case g.OnTag:
+		b.line("tag "+st.Version, "at HEAD")
+	default:
+		b.line("tag "+st.Version, "exists elsewhere, at %s (not HEAD)", short(g.TagCommit))
 	}
 	switch {
 	case !g.RemoteFetched:
-		fmt.Fprintf(w, "tag on %s\tunknown (no remote-tracking refs; run `git fetch %s`)\n", g.Remote, g.Remote)
+		b.line("tag on "+g.Remote, "unknown (no remote-tracking refs; run `git fetch %s`)", g.Remote)
 	case g.TagOnRemote:
-		fmt.Fprintf(w, "tag on %s\tpresent (as of the last fetch)\n", g.Remote)
+		b.line("tag on "+g.Remote, "present (as of the last fetch)")
 	default:
-		fmt.Fprintf(w, "tag on %s\tnot seen (as of the last fetch)\n", g.Remote)
+		b.line("tag on "+g.Remote, "not seen (as of the last fetch)")
 	}
 	switch {
 	case g.MainRef == "":
-		fmt.Fprintf(w, "maintenance\tno (%s's main branch was never fetched: nothing to compare with)\n", g.Remote)
+		b.line("maintenance", "no (%s's main branch was never fetched: nothing to compare with)", g.Remote)
 	case g.Maintenance:
-		fmt.Fprintf(w, "maintenance\tyes: %s has the newer %s (no latest tag, stable alias or root manifest.nix)\n", strings.TrimPrefix(g.MainRef, "refs/remotes/"), g.NewestOnMain)
+		b.line("maintenance", "yes: %s has the newer %s (no latest tag, stable alias or root manifest.nix)", strings.TrimPrefix(g.MainRef, "refs/remotes/"), g.NewestOnMain)
 	default:
-		fmt.Fprintf(w, "maintenance\tno\n")
+		b.line("maintenance", "no")
 	}
 	if g.PrevBranch != "" {
-		fmt.Fprintf(w, "tagged from\t%s\n", g.PrevBranch)
+		b.line("tagged from", "%s", g.PrevBranch)
 	}
-	a := st.Artifacts
+}
+
+func printArtifacts(b *block, a status.Artifacts) {
+	if !a.Built {
+		b.line("build.json", "%s", a.RecordNote)
+	} else {
+		var notes []string
+		if !a.CurrentVersion {
+			notes = append(notes, "not the version file's version")
+		}
+		if !a.AtHead {
+			notes = append(notes, "not HEAD")
+		}
+		what := fmt.Sprintf("%s at %s, profile %s, target %s", a.Version, short(a.Commit), a.Profile, a.Target)
+		if len(notes) > 0 {
+			what += " (" + strings.Join(notes, ", ") + ")"
+		}
+		b.line("build.json", "%s", what)
+		switch {
+		case a.RecordNote != "":
+			b.line("release/", "%d files, %s; not checked: %s", a.Files, plan.Size(a.Bytes), a.RecordNote)
+		case a.Matches:
+			b.line("release/", "%d files, %s, matching build.json (sizes; sha256 of %d small files)", a.Files, plan.Size(a.Bytes), a.Hashed)
+		default:
+			b.line("release/", "%d files, %s; %d differ from build.json:", a.Files, plan.Size(a.Bytes), len(a.Problems))
+			const shown = 5
+			for i, pr := range a.Problems {
+				if i == shown {
+					b.line("", "  … and %d more (--json lists them)", len(a.Problems)-shown)
+					break
+				}
+				b.line("", "  %s: %s", pr.Path, pr.What)
+			}
+		}
+	}
+	for _, im := range a.Images {
+		name := im.Name
+		if im.System != "" {
+			name += " " + im.System
+		}
+		var parts []string
+		switch {
+		case !im.Present:
+			parts = append(parts, "layout "+im.Layout+" missing")
+		default:
+			parts = append(parts, im.Layout)
+		}
+		if im.Archive != "" {
+			if im.ArchivePresent {
+				parts = append(parts, "docker-archive")
+			} else {
+				parts = append(parts, "docker-archive missing")
+			}
+		}
+		if !im.Recorded {
+			parts = append(parts, "from `releng image build`, not in build.json")
+		}
+		b.line("image", "%s: %s", name, strings.Join(parts, ", "))
+	}
+}
+
+func printEnvironment(b *block, e status.Environment) {
+	if len(e.Keys) == 0 {
+		b.line("keys", "no signing key configured")
+	}
+	for _, k := range e.Keys {
+		state := k.State
+		if k.Mode != "" && k.State != "ok" {
+			state += " (mode " + k.Mode + ")"
+		}
+		if k.Note != "" {
+			state += "; " + k.Note
+		}
+		b.line(strings.ReplaceAll(k.Role, "_", " "), "%s: %s", k.Path, state)
+	}
+	l := e.Lock
+	holder := func() string {
+		if l.PID == 0 {
+			return "a releng that has not written its name yet"
+		}
+		s := fmt.Sprintf("%s, pid %d on %s", l.Command, l.PID, l.Host)
+		if l.Since != nil {
+			s += ", since " + l.Since.Local().Format(time.DateTime)
+		}
+		return s
+	}
 	switch {
-	case !a.Built:
-		fmt.Fprintf(w, "artifacts\t%s\n", a.RecordNote)
-	case a.Matches:
-		fmt.Fprintf(w, "artifacts\t%s, profile %s: %d files, %d bytes, matching build.json\n", a.Version, a.Profile, a.Files, a.Bytes)
+	case l.Note != "":
+		b.line("lock", "%s", l.Note)
+	case l.Held:
+		b.line("lock", "held by %s", holder())
+	case l.PID != 0:
+		b.line("lock", "free; left by %s, which ended without releasing it", holder())
 	default:
-		fmt.Fprintf(w, "artifacts\t%s, profile %s: %d files, %d differ from build.json\n", a.Version, a.Profile, a.Files, len(a.Problems))
-		for _, pr := range a.Problems {
-			fmt.Fprintf(w, "\t  %s: %s\n", pr.Path, pr.What)
+		b.line("lock", "free")
+	}
+	if e.JournalNote != "" {
+		b.line("journal", "%s", e.JournalNote)
+	}
+	if len(e.Releases) == 0 {
+		b.line("published", "nothing recorded in %s", e.Journal)
+	}
+	// The built release and the newest one; --json lists them all.
+	for i, r := range e.Releases {
+		if i > 0 && !r.Built {
+			continue
+		}
+		printPublished(b, r)
+	}
+	if n := len(e.Releases); n > 2 {
+		b.line("", "(%d older releases in %s)", n-2, e.Journal)
+	}
+	switch e.Run {
+	case "running":
+		b.line("run", "in progress")
+	case "interrupted":
+		b.line("run", "interrupted during %s: run `releng upload --environment %s` again to finish it", strings.Join(e.Releases[0].Unfinished, ", "), e.Name)
+	}
+}
+
+func printPublished(b *block, r status.Published) {
+	which := r.Version
+	if which == "" {
+		which = r.Release
+	}
+	if r.Built {
+		which += " (this build)"
+	} else {
+		which += " at " + short(r.Commit)
+	}
+	steps := "no step done"
+	if len(r.Steps) > 0 {
+		steps = "done: " + strings.Join(r.Steps, ", ")
+	}
+	b.line("published", "%s: %s; %d objects; last %s", which, steps, r.Objects, r.Last.Local().Format(time.DateTime))
+	for _, sp := range r.Progress {
+		if sp.Plan != nil && !sp.Done {
+			b.line("", "  %s: sent %d of %d planned (%s of %s)", sp.Step, sp.Sent, sp.Plan.Send+sp.Plan.Delete, plan.Size(sp.SentBytes), plan.Size(sp.Plan.SendBytes))
 		}
 	}
-	for _, e := range st.Environments {
-		key := "no signing key configured"
-		if e.SigningKey != "" {
-			key = "signing key " + e.SigningKey
-			if !e.SigningKeyPresent {
-				key += " (missing)"
-			}
-		}
-		published := "nothing published"
-		if len(e.PublishedSteps) > 0 || e.PublishedObjects > 0 {
-			published = fmt.Sprintf("published: %s (%d objects)", strings.Join(e.PublishedSteps, ", "), e.PublishedObjects)
-		}
-		fmt.Fprintf(w, "environment %s\t%s; %s\n", app.colour(e.Colour, e.Name), key, published)
-		for _, sp := range e.Progress {
-			state := "in progress"
-			if sp.Done {
-				state = "done"
-			}
-			if sp.Plan != nil {
-				fmt.Fprintf(w, "  %s\t%s: sent %d of %d planned (%s of %s)\n", sp.Step, state, sp.Sent, sp.Plan.Send+sp.Plan.Delete, plan.Size(sp.SentBytes), plan.Size(sp.Plan.SendBytes))
-			}
-		}
-	}
-	return w.Flush()
 }
 
 func short(commit string) string {

@@ -5,12 +5,8 @@ package status
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sort"
 
 	"github.com/releng-project/releng/internal/gitflow"
-	"github.com/releng-project/releng/internal/journal"
 	"github.com/releng-project/releng/internal/project"
 )
 
@@ -35,8 +31,10 @@ type Git struct {
 	Head      string `json:"head"`
 	OnTag     bool   `json:"on_tag"`
 	TagCommit string `json:"tag_commit"`
-	Clean     bool   `json:"clean"`
-	Changed   int    `json:"changed_files"`
+	// TagElsewhere: tag VERSION exists, at another commit than HEAD.
+	TagElsewhere bool `json:"tag_elsewhere"`
+	Clean        bool `json:"clean"`
+	Changed      int  `json:"changed_files"`
 	// PrevBranch is the branch `releng tag` started from ("" before it ran).
 	PrevBranch string `json:"prev_branch"`
 	// Remote is [git].remote; RemoteFetched says it has remote-tracking
@@ -50,22 +48,6 @@ type Git struct {
 	Maintenance  bool   `json:"maintenance"`
 	MainRef      string `json:"main_ref"`
 	NewestOnMain string `json:"newest_on_main"`
-}
-
-// Environment is what is known locally about one environment.
-type Environment struct {
-	Name              string `json:"name"`
-	Colour            string `json:"colour,omitempty"`
-	BuiltIn           bool   `json:"built_in"`
-	SigningKey        string `json:"signing_key,omitempty"`
-	SigningKeyPresent bool   `json:"signing_key_present"`
-	// Published is what the journal of this environment records for the
-	// built release: the steps done and the objects published.
-	PublishedSteps   []string `json:"published_steps"`
-	PublishedObjects int      `json:"published_objects"`
-	// Progress is, per step, what the journal records as sent against the
-	// totals of the step's plan.
-	Progress []journal.StepProgress `json:"progress,omitempty"`
 }
 
 // Collect gathers the status of p from local state only.
@@ -92,6 +74,7 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		return nil, err
 	}
 	g.OnTag = g.Head != "" && g.Head == g.TagCommit
+	g.TagElsewhere = g.TagCommit != "" && !g.OnTag
 	dirty, err := p.Git.Dirty(ctx)
 	if err != nil {
 		return nil, err
@@ -101,27 +84,14 @@ func Collect(ctx context.Context, p *project.Project) (*Status, error) {
 		return nil, err
 	}
 
-	for _, name := range p.Config.EnvironmentNames() {
-		e := p.Config.Environments[name]
-		se := Environment{Name: name, Colour: e.Colour, BuiltIn: e.BuiltIn, SigningKey: e.SigningKey}
-		if e.SigningKey != "" {
-			_, err := os.Stat(p.Config.Abs(e.SigningKey))
-			se.SigningKeyPresent = err == nil
-		}
-		st.Environments = append(st.Environments, se)
-	}
-	st.Artifacts = collectArtifacts(p.ReleaseDir())
+	st.Artifacts = collectArtifacts(p.ReleaseDir(), g.Head, v.Version)
+	built := ""
 	if st.Artifacts.Built {
-		release := st.Name + " " + st.Artifacts.Version + " " + st.Artifacts.Commit
-		for i := range st.Environments {
-			e := &st.Environments[i]
-			steps, objects, progress, err := journal.Summary(filepath.Join(p.StateDir(), e.Name+".journal"), release)
-			if err != nil {
-				return nil, err
-			}
-			sort.Strings(steps)
-			e.PublishedSteps, e.PublishedObjects, e.Progress = steps, objects, progress
-		}
+		built = st.Name + " " + st.Artifacts.Version + " " + st.Artifacts.Commit
+	}
+	st.Environments = []Environment{}
+	for _, name := range p.Config.EnvironmentNames() {
+		st.Environments = append(st.Environments, collectEnvironment(p, p.Config.Environments[name], built))
 	}
 	return st, nil
 }
