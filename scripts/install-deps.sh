@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what releng's tests and demo need on a Debian machine with Go:
 # Nix (Debian's nix-bin), the Docker registry, skopeo, umoci, git, python3's
-# packaging (differential version tests), the pinned MinIO and the pinned
-# deadcode (scripts/test.sh's dead code check).
+# packaging (differential version tests), openssh-client (ssh-keygen: the
+# signature tests), the pinned MinIO, the pinned cosign (image signature
+# tests only) and the pinned deadcode (scripts/test.sh's dead code check).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 DEADCODE_VERSION=v0.52.0 # golang.org/x/tools
+COSIGN_VERSION=v2.6.5     # github.com/sigstore/cosign/v2 (testenv.CosignVersion)
 
 need=()
 command -v nix-store >/dev/null || need+=(nix-bin)
@@ -16,6 +18,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 command -v git >/dev/null || need+=(git)
 command -v zstd >/dev/null || need+=(zstd)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 python3 -c 'import packaging.version' 2>/dev/null || /usr/bin/python3 -c 'import packaging.version' 2>/dev/null || need+=(python3-packaging)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need[*]}" >&2
@@ -36,4 +39,9 @@ if [ ! -x "$gobin/deadcode" ] || [ "$(cat "$gobin/.deadcode-version" 2>/dev/null
   echo "install-deps: go install golang.org/x/tools/cmd/deadcode@$DEADCODE_VERSION" >&2
   GOFLAGS=-mod=mod go install "golang.org/x/tools/cmd/deadcode@$DEADCODE_VERSION"
   echo "$DEADCODE_VERSION" > "$gobin/.deadcode-version"
+fi
+if [ ! -x "$gobin/cosign" ] || [ "$(cat "$gobin/.cosign-version" 2>/dev/null)" != "$COSIGN_VERSION" ]; then
+  echo "install-deps: go install github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION (a few minutes the first time)" >&2
+  GOFLAGS=-mod=mod go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+  echo "$COSIGN_VERSION" > "$gobin/.cosign-version"
 fi

@@ -185,6 +185,7 @@ func (app *App) commands() []*cobra.Command {
 		app.statusCommand(),
 		app.buildCommand(),
 		app.tagCommand(),
+		app.keysCommand(),
 		app.branchOffCommand(),
 		app.notesCommand(),
 		app.prepareCommand(),

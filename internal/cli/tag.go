@@ -11,8 +11,10 @@ import (
 )
 
 type tagOptions struct {
-	forceTag   bool
-	noCheckGit bool
+	forceTag         bool
+	noCheckGit       bool
+	environment      string
+	allowInsecureKey bool
 }
 
 func (app *App) tagCommand() *cobra.Command {
@@ -30,7 +32,9 @@ func (app *App) tagCommand() *cobra.Command {
      links to the release, the branch's tree (official_release false) stays;
   4. detach onto the tag, ready for releng build.
 
-Every commit carries [git] commit_trailer. If a step fails (a hook refuses,
+The tag is signed (git's gpg.format=ssh) with the release_key of
+--environment (default: default_environment) when it has one; the key
+file is checked first (mode 0600). Every commit carries [git] commit_trailer. If a step fails (a hook refuses,
 git fails), everything done so far is undone and the error says what.
 
 Checks first (skipped by --no-check-git): no staged or modified tracked
@@ -50,6 +54,8 @@ EXIT STATUS
 	f := cmd.Flags()
 	f.BoolVar(&opts.forceTag, "force-tag", false, "replace an existing tag VERSION (move it to the new release commit)")
 	f.BoolVar(&opts.noCheckGit, "no-check-git", false, "skip the working tree, official flag and tag-exists checks")
+	f.StringVar(&opts.environment, "environment", "", "environment whose release_key signs the tag (default: default_environment)")
+	f.BoolVar(&opts.allowInsecureKey, "allow-insecure-key", false, "accept a release key file that group or others can read")
 	return cmd
 }
 
@@ -62,6 +68,9 @@ func (app *App) runTag(ctx context.Context, opts tagOptions) error {
 		ForceTag:   opts.forceTag,
 		NoCheckGit: opts.noCheckGit,
 		Progress:   app.Err,
+
+		Environment:      opts.environment,
+		AllowInsecureKey: opts.allowInsecureKey,
 	})
 	if err != nil {
 		return err
@@ -83,6 +92,9 @@ func (app *App) printTagResult(ctx context.Context, p *project.Project, res *git
 	fmt.Fprintf(out, "  release commit  %s  (official_release = true; tag %s points here)\n", short(res.ReleaseCommit), res.Version)
 	fmt.Fprintf(out, "  merge commit    %s  on %s (-s ours: %s's tree is unchanged)\n", short(res.MergeCommit), res.Branch, res.Branch)
 	fmt.Fprintf(out, "  HEAD            detached at %s\n", res.Version)
+	if res.SignedBy != "" {
+		fmt.Fprintf(out, "  signed by       %s (SSH signature: git verify-tag %s)\n", res.SignedBy, res.Version)
+	}
 	next := [][2]string{
 		{"releng build", "build the release artifacts from this tag"},
 		{"releng upload", "publish them, with the tag"},

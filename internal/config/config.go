@@ -102,20 +102,26 @@ type Manual struct {
 
 // Environment is one [environments.NAME] table (SPEC §3.5).
 type Environment struct {
-	Name               string        `toml:"-"`
-	Colour             string        `toml:"colour"`
-	Confirm            *bool         `toml:"confirm"`
-	Releases           string        `toml:"releases"`
-	Docs               string        `toml:"docs"`
-	Cache              string        `toml:"cache"`
-	S3Endpoint         string        `toml:"s3_endpoint"`
-	S3Region           string        `toml:"s3_region"`
-	CredentialsCommand []string      `toml:"credentials_command"`
-	SigningKey         string        `toml:"signing_key"`
-	PublicKeys         []string      `toml:"public_keys"`
-	GitRemote          any           `toml:"git_remote"`
-	Gerrit             bool          `toml:"gerrit"`
-	Images             []ImageTarget `toml:"images"`
+	Name               string   `toml:"-"`
+	Colour             string   `toml:"colour"`
+	Confirm            *bool    `toml:"confirm"`
+	Releases           string   `toml:"releases"`
+	Docs               string   `toml:"docs"`
+	Cache              string   `toml:"cache"`
+	S3Endpoint         string   `toml:"s3_endpoint"`
+	S3Region           string   `toml:"s3_region"`
+	CredentialsCommand []string `toml:"credentials_command"`
+	SigningKey         string   `toml:"signing_key"`
+	PublicKeys         []string `toml:"public_keys"`
+	// ReleaseKey is the ed25519 OpenSSH private key file that signs
+	// SHA256SUMS, the release tag and image indexes (SPEC §11.1).
+	ReleaseKey string `toml:"release_key"`
+	// ReleasePublicKey is its public half: an OpenSSH public key line or
+	// a file holding one (default: derived from ReleaseKey).
+	ReleasePublicKey string        `toml:"release_public_key"`
+	GitRemote        any           `toml:"git_remote"`
+	Gerrit           bool          `toml:"gerrit"`
+	Images           []ImageTarget `toml:"images"`
 	// BuiltIn is true for the built-in local environment.
 	BuiltIn bool `toml:"-"`
 }

@@ -17,4 +17,6 @@ const (
 	MaxManifestJSON = 4 << 20   // an OCI manifest, index or image config
 	MaxManifestNix  = 1 << 20   // a manifest.nix
 	MaxPathInfo     = 1 << 30   // nix path-info JSON of a closure
+	MaxChecksums    = 16 << 20  // SHA256SUMS (read to be signed or checked)
+	MaxSignature    = 64 << 10  // SHA256SUMS.sig
 )

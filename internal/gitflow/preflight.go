@@ -27,6 +27,11 @@ type TagOptions struct {
 	NoCheckGit bool
 	// Progress receives one line per step (nil: silent).
 	Progress io.Writer
+	// Environment is the environment whose release_key signs the tag
+	// ("": the default environment; one without a release_key: unsigned).
+	Environment string
+	// AllowInsecureKey accepts a release key file others may read.
+	AllowInsecureKey bool
 }
 
 // Problem is one failed precondition and how to fix it.

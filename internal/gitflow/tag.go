@@ -12,6 +12,7 @@ import (
 	"github.com/releng-project/releng/internal/fsutil"
 	"github.com/releng-project/releng/internal/gitx"
 	"github.com/releng-project/releng/internal/project"
+	"github.com/releng-project/releng/internal/signing"
 	"github.com/releng-project/releng/internal/versionfile"
 )
 
@@ -38,6 +39,9 @@ type TagResult struct {
 	// is the commit that tag pointed at.
 	Moved       bool   `json:"moved"`
 	PreviousTag string `json:"previous_tag,omitempty"`
+	// SignedBy is the fingerprint of the release key that signed the tag
+	// ("" for an unsigned tag).
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // TagError is a tag dance that failed midway and was rolled back.
@@ -112,6 +116,7 @@ type tagRun struct {
 	prevFile    string
 	prevData    []byte // the old content of prev-branch; nil if absent
 	res         TagResult
+	key         *signing.PrivateKey // signs the tag; nil: unsigned
 }
 
 // Tag runs the tag dance of SPEC §6.2. On failure after the first change,
@@ -127,6 +132,9 @@ func Tag(ctx context.Context, p *project.Project, opts TagOptions) (*TagResult, 
 		return nil, err
 	}
 	t := &tagRun{p: p, repo: p.Git, opts: opts, vf: vf, origVersion: bytes.Clone(vf.Raw())}
+	if t.key, err = tagKey(p, opts); err != nil {
+		return nil, err
+	}
 	if t.rel, err = relToRepo(p.Git, vf.Path); err != nil {
 		return nil, &versionfile.Error{Path: vf.Path, Msg: err.Error()}
 	}
@@ -195,7 +203,12 @@ func (t *tagRun) run(ctx context.Context) error {
 			return err
 		}},
 		{"creating tag " + v, func() error {
-			if err := t.repo.TagAnnotated(ctx, v, CommitMessage(t.p, ReleaseMessage(t.vf)), t.opts.ForceTag); err != nil {
+			if t.key != nil {
+				if err := signedTag(ctx, t.p, t.key, v, CommitMessage(t.p, ReleaseMessage(t.vf)), t.opts.ForceTag); err != nil {
+					return err
+				}
+				t.res.SignedBy = t.key.Public().Fingerprint()
+			} else if err := t.repo.TagAnnotated(ctx, v, CommitMessage(t.p, ReleaseMessage(t.vf)), t.opts.ForceTag); err != nil {
 				return err
 			}
 			t.tagMade = true

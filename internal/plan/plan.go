@@ -33,8 +33,9 @@ const (
 	KindListing   = "listing" // HASH.ls
 	KindBlob      = "blob"    // an image layer or config
 	KindManifest  = "manifest"
-	KindIndex     = "index" // an image index, put to a tag
-	KindRef       = "ref"   // a git branch or tag
+	KindIndex     = "index"     // an image index, put to a tag
+	KindRef       = "ref"       // a git branch or tag
+	KindSignature = "signature" // a cosign signature of an image index, put to its sha256-HEX.sig tag
 )
 
 // Object is one thing a stage publishes.

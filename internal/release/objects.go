@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -245,13 +244,13 @@ func (r *run) putFile(ctx context.Context, step string, b bucket.Bucket, o plan.
 		return false, err
 	}
 	popts := bucket.PutOptions{ContentType: contentType(o.Key), SHA256: sum}
-	if r.from != nil {
+	if _, signed := r.bodies[url]; r.from != nil && !signed {
 		if err := r.copyObject(ctx, step, b, o, popts); err != nil {
 			return false, err
 		}
 		return true, r.j.Append(entry)
 	}
-	fh, err := os.Open(o.Source)
+	fh, err := r.openSource(o, url)
 	if err != nil {
 		return false, err
 	}

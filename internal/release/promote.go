@@ -105,6 +105,9 @@ func Promote(ctx context.Context, p *project.Project, opts PromoteOptions) (*Pro
 		return nil, err
 	}
 	r.command = "promote"
+	if err := r.loadSigner(); err != nil { // the target's key signs what it publishes
+		return nil, err
+	}
 	ctx = retry.WithOnRetry(ctx, r.onRetry)
 	if r.from, err = OpenTarget(ctx, p, from.Name, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry, Retry: r.rc.RetryPolicy()}); err != nil {
 		return nil, err

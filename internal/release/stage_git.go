@@ -32,6 +32,9 @@ func (gitStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 	if err != nil || tagObj == "" {
 		return nil, fmt.Errorf("tag %s does not exist in this repository: run `releng tag` (or `git fetch --tags`) first", r.rec.Version)
 	}
+	if err := r.checkLocalTag(ctx, tagObj); err != nil {
+		return nil, err
+	}
 	branch, err := gitflow.PrevBranch(r.p)
 	if err != nil {
 		return nil, err
@@ -125,6 +128,9 @@ func (gitStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
 			c.OK = true
 		}
 		checks = append(checks, c)
+		if o.Key == "refs/tags/"+r.rec.Version && r.keys.pub != nil && have[o.Key] != "" {
+			checks = append(checks, r.checkRemoteTag(ctx, st.remote.URL, have[o.Key]))
+		}
 	}
 	return checks
 }

@@ -170,7 +170,7 @@ func (imagesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 		dests = append(dests, ip.Dest)
 	}
 	pl.Dest = strings.Join(dests, ", ")
-	return pl, nil
+	return pl, r.planImageSignatures(ctx, pl, pl.State.(*imageState))
 }
 
 // Run pushes every image to every target: blobs and manifests the target
@@ -197,15 +197,19 @@ func (imagesStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, e
 			return pub, fmt.Errorf("push image %s to %s: %w", ip.Image, ip.Dest, err)
 		}
 	}
-	return pub, jerr
+	if jerr != nil {
+		return pub, jerr
+	}
+	return pub, r.pushImageSignatures(ctx, pl, st, &pub)
 }
 
 // Verify reads back every planned blob, manifest and tag through the
 // registry package, one destination at a time.
 func (imagesStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
 	st := pl.State.(*imageState)
+	images, sigs := splitSigned(pl, func(o plan.Object) bool { return o.Kind == plan.KindSignature })
 	byDest := map[string][]plan.Object{}
-	for _, o := range pl.Objects {
+	for _, o := range images {
 		byDest[o.Dest] = append(byDest[o.Dest], o)
 	}
 	var checks []Check
@@ -225,7 +229,7 @@ func (imagesStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
 			checks = append(checks, c)
 		}
 	}
-	return checks
+	return append(checks, r.verifyImageSignatures(ctx, sigs, st)...)
 }
 
 // checkImageAccess checks push access to every image target before

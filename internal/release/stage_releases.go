@@ -24,7 +24,10 @@ func (releasesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 			files = append(files, fileObject{key: strings.TrimPrefix(f.Path, "artifacts/"), file: f})
 		}
 	}
-	return pl, r.planFiles(ctx, pl, r.t.Releases, files, "")
+	if err := r.planFiles(ctx, pl, r.t.Releases, files, ""); err != nil {
+		return nil, err
+	}
+	return pl, r.planSumsSignature(ctx, pl, r.t.Releases)
 }
 
 func (releasesStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published, error) {
@@ -32,5 +35,5 @@ func (releasesStage) Run(ctx context.Context, r *run, pl *plan.Plan) (Published,
 }
 
 func (releasesStage) Verify(ctx context.Context, r *run, pl *plan.Plan) []Check {
-	return verifyFiles(ctx, r.t.Releases, pl)
+	return r.verifyReleases(ctx, r.t.Releases, pl)
 }

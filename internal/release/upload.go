@@ -72,6 +72,10 @@ type run struct {
 	command string
 	// from is where promote copies from; nil for upload and verify.
 	from *Target
+	// keys sign (upload) and check (upload, verify) signatures.
+	keys releaseKeys
+	// bodies are objects made in memory (signatures), by object URL.
+	bodies map[string][]byte
 }
 
 // stage is one step of publishing (SPEC §10.2). Plan says what it
@@ -117,8 +121,11 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 	if err != nil {
 		return nil, err
 	}
-	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts, command: "upload"}
+	r := &run{rc: opts.Run, p: p, rec: rec, opts: opts, command: "upload", bodies: map[string][]byte{}}
 	if r.t, err = OpenTarget(ctx, p, opts.Environment, TargetOptions{NeedCredentials: true, OnRetry: r.onRetry, Retry: r.rc.RetryPolicy()}); err != nil {
+		return nil, err
+	}
+	if r.keys.pub, err = r.t.ReleasePublicKey(p); err != nil {
 		return nil, err
 	}
 	var m *gitflow.Maintenance
@@ -161,6 +168,9 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 		return nil, err
 	}
 	ctx = retry.WithOnRetry(ctx, r.onRetry)
+	if err := r.loadSigner(); err != nil {
+		return nil, err
+	}
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -151,11 +150,8 @@ func LoadPrivateKeyFile(file string, allowInsecure bool) (*PrivateKey, error) {
 // Generate makes a key pair; comment goes into both halves (OpenSSH
 // files carry one). It returns the private key file's bytes (an OpenSSH
 // private key, unencrypted) and the public key.
-func Generate(comment string, random io.Reader) ([]byte, PublicKey, error) {
-	if random == nil {
-		random = rand.Reader
-	}
-	pub, priv, err := ed25519.GenerateKey(random)
+func Generate(comment string) ([]byte, PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, PublicKey{}, err
 	}
@@ -171,26 +167,42 @@ func Generate(comment string, random io.Reader) ([]byte, PublicKey, error) {
 	return pem.EncodeToMemory(block), p, err
 }
 
-// GenerateFiles writes a new key pair: the private key to file (mode 0600)
-// and its public key line to file.pub, both through fsutil.WriteAtomic.
-// An existing file is not replaced.
-func GenerateFiles(file, comment string) (PublicKey, error) {
-	for _, f := range []string{file, file + ".pub"} {
+// KeyFiles are the files of a generated key pair.
+type KeyFiles struct {
+	// Private is the OpenSSH private key (mode 0600).
+	Private string `json:"private_key_file"`
+	// Public is its OpenSSH public key line (Private + ".pub").
+	Public string `json:"public_key_file"`
+	// Cosign is the public key as PEM (Private + ".cosign.pub"), for
+	// `cosign verify --key`.
+	Cosign string `json:"cosign_public_key_file"`
+}
+
+// GenerateFiles writes a new key pair: the private key to file (mode
+// 0600), its public key line to file.pub and its PEM form to
+// file.cosign.pub, each through fsutil.WriteAtomic. No existing file is
+// replaced.
+func GenerateFiles(file, comment string) (KeyFiles, PublicKey, error) {
+	kf := KeyFiles{Private: file, Public: file + ".pub", Cosign: file + ".cosign.pub"}
+	for _, f := range []string{kf.Private, kf.Public, kf.Cosign} {
 		if _, err := os.Lstat(f); err == nil {
-			return PublicKey{}, fmt.Errorf("%s already exists: releng does not replace a key; move it away or choose another file", f)
+			return kf, PublicKey{}, fmt.Errorf("%s already exists: releng does not replace a key; move it away or choose another file", f)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return PublicKey{}, err
+			return kf, PublicKey{}, err
 		}
 	}
-	priv, pub, err := Generate(comment, nil)
+	priv, pub, err := Generate(comment)
 	if err != nil {
-		return PublicKey{}, err
+		return kf, PublicKey{}, err
 	}
-	if err := fsutil.WriteFileAtomic(file, priv, 0o600); err != nil {
-		return PublicKey{}, err
+	if err := fsutil.WriteFileAtomic(kf.Private, priv, 0o600); err != nil {
+		return kf, PublicKey{}, err
 	}
-	if err := fsutil.WriteFileAtomic(file+".pub", []byte(pub.String()+"\n"), 0o644); err != nil {
-		return PublicKey{}, err
+	if err := fsutil.WriteFileAtomic(kf.Public, []byte(pub.String()+"\n"), 0o644); err != nil {
+		return kf, PublicKey{}, err
 	}
-	return pub, nil
+	if err := fsutil.WriteFileAtomic(kf.Cosign, pub.PEM(), 0o644); err != nil {
+		return kf, PublicKey{}, err
+	}
+	return kf, pub, nil
 }

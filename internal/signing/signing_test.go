@@ -15,7 +15,7 @@ import (
 func newKey(t *testing.T) (*PrivateKey, string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "release.key")
-	if _, err := GenerateFiles(file, "test-release"); err != nil {
+	if _, _, err := GenerateFiles(file, "test-release"); err != nil {
 		t.Fatal(err)
 	}
 	k, err := LoadPrivateKeyFile(file, false)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,21 +27,7 @@ type MinIO struct {
 	Process *os.Process
 }
 
-func minioBinary() string {
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("GOPATH"), "bin"), filepath.Join(os.Getenv("HOME"), "go", "bin")} {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, "minio")
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
+func minioBinary() string { return goBinary("minio") }
 
 // StartMinIO starts a MinIO server on a random port with its data in a temp
 // dir, stopped when t ends.
