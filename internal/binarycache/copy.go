@@ -95,7 +95,7 @@ func PlanCopy(ctx context.Context, opts CopyOptions) (*CopyPlan, error) {
 	if checks <= 0 {
 		checks = 32
 	}
-	infos, err := readClosure(ctx, opts.FromBucket, opts.FromKeys, opts.Roots, checks)
+	infos, err := ReadClosure(ctx, opts.FromBucket, opts.FromKeys, opts.Roots, checks)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +142,10 @@ func PlanCopy(ctx context.Context, opts CopyOptions) (*CopyPlan, error) {
 	return pl, nil
 }
 
-// readClosure reads the narinfos of the closure of roots from b, level by
+// ReadClosure reads the narinfos of the closure of roots from b, level by
 // level, each once; every one must be there, signed by one of keys, and
 // name a NAR of its FileSize.
-func readClosure(ctx context.Context, b bucket.Bucket, keys []nixstore.PublicKey, roots []nixstore.StorePath, checks int) ([]*nixstore.NarInfo, error) {
+func ReadClosure(ctx context.Context, b bucket.Bucket, keys []nixstore.PublicKey, roots []nixstore.StorePath, checks int) ([]*nixstore.NarInfo, error) {
 	seen := map[string]bool{}
 	var all []*nixstore.NarInfo
 	next := slices.Clone(roots)

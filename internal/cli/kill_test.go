@@ -162,6 +162,8 @@ type pubEnv struct {
 	s3, reg   *triggerProxy
 	cacheRoot string
 	bigKey    string // the big file's key in the releases bucket ("": none)
+	repo      *testenv.GitRepo
+	keyFiles  []string // environment i's signing key
 }
 
 // newPubEnv sets up n environments.
@@ -179,6 +181,7 @@ func newPubEnv(t *testing.T, n int) *pubEnv {
 		if _, err := nixstore.GenerateKeyFile(fmt.Sprintf("e%d-1", i), filepath.Join(keyDir, fmt.Sprintf("signing-%d.key", i))); err != nil {
 			t.Fatal(err)
 		}
+		e.keyFiles = append(e.keyFiles, filepath.Join(keyDir, fmt.Sprintf("signing-%d.key", i)))
 		for _, b := range []string{"rel", "docs", "cache"} {
 			m.MakeBucket(t, fmt.Sprintf("%s-%d", b, i), b == "cache")
 		}
@@ -213,7 +216,7 @@ repository = "%[5]s/hello-%[1]d"
 	r.CommitAll("example")
 	r.Git("tag", "-a", "-m", "release", "1.0.0")
 	r.Git("checkout", "-q", "--detach", "1.0.0")
-	e.dir = r.Dir
+	e.dir, e.repo = r.Dir, r
 	e.cacheRoot = t.TempDir()
 	e.env = append(append(append(os.Environ(), nix.Env...), m.AWSEnv()...), "RELENG_CACHE_DIR="+filepath.Join(e.cacheRoot, "build"))
 	if res := e.releng(t, nil, "build"); res.code != 0 {

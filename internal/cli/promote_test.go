@@ -97,6 +97,7 @@ func TestPromote(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("promote --dry-run: exit %d\n%s", res.code, res.stderr)
 	}
+	t.Logf("promote --dry-run:\n%s", res.stdout)
 	e1Empty("after the dry run")
 
 	// Killed at the 15th write to e1, then run again.

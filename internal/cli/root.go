@@ -194,6 +194,7 @@ func (app *App) commands() []*cobra.Command {
 		app.imageCommand(),
 		app.uploadCommand(),
 		app.promoteCommand(),
+		app.yankCommand(),
 		app.verifyCommand(),
 		app.demoCommand(),
 	}
