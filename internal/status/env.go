@@ -157,6 +157,9 @@ func keyFiles(p *project.Project, e *config.Environment) []KeyFile {
 		}
 		keys = append(keys, k)
 	}
+	if e.ReleaseKey != "" {
+		keys = append(keys, keyFile("release_key", e.ReleaseKey, p.Config.Abs(e.ReleaseKey)))
+	}
 	// The cache URI's secret-key files, parsed by the one store URI
 	// parser (a bare directory is made a file:// URI for it); a path is
 	// used as upload uses it.

@@ -16,7 +16,7 @@ import (
 	"github.com/releng-project/releng/internal/testenv"
 )
 
-const toml = "name = \"demo\"\n[environments.staging]\nreleases = \"s3://rel\"\nsigning_key = \"keys/staging.key\"\ncache = \"s3://cache?secret-key=keys/cache.key\"\n"
+const toml = "name = \"demo\"\n[environments.staging]\nreleases = \"s3://rel\"\nsigning_key = \"keys/staging.key\"\nrelease_key = \"keys/release.key\"\ncache = \"s3://cache?secret-key=keys/cache.key\"\n"
 
 // fixture is a committed project; build writes release/ and build.json for
 // HEAD with the files given (path under release/ → content).
@@ -201,11 +201,13 @@ func TestCollect(t *testing.T) {
 		}},
 		{name: "key files: unsafe, ok, missing", setup: func(f *fixture) {
 			f.write(filepath.Join(f.r.Dir, "keys/staging.key"), "k:x", 0o640)
+			f.write(filepath.Join(f.r.Dir, "keys/release.key"), "k", 0o600)
 			f.write(filepath.Join(f.r.Dir, "release/local/signing.key"), "k:x", 0o600)
 		}, check: func(t *testing.T, st *Status) {
 			s := env(st, "staging")
-			if len(s.Keys) != 2 || s.Keys[0].Role != "signing_key" || s.Keys[0].State != "unsafe" || s.Keys[0].Mode != "0640" || !s.SigningKeyPresent ||
-				s.Keys[1].Role != "cache secret-key" || s.Keys[1].Path != "keys/cache.key" || s.Keys[1].State != "missing" {
+			if len(s.Keys) != 3 || s.Keys[0].Role != "signing_key" || s.Keys[0].State != "unsafe" || s.Keys[0].Mode != "0640" || !s.SigningKeyPresent ||
+				s.Keys[1].Role != "release_key" || s.Keys[1].State != "ok" || s.Keys[1].Mode != "0600" ||
+				s.Keys[2].Role != "cache secret-key" || s.Keys[2].Path != "keys/cache.key" || s.Keys[2].State != "missing" {
 				t.Errorf("staging keys = %+v", s.Keys)
 			}
 			if l := env(st, "local"); l.Keys[0].State != "ok" || l.Keys[0].Note != "" {
