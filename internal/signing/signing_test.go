@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/releng-project/releng/internal/image/registry"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
@@ -114,5 +116,49 @@ func TestLoadPrivateKeyFile(t *testing.T) {
 	k, _ := LoadPrivateKeyFile(file, true)
 	if !pub.Equal(k.Public()) || pub.Comment != "test-release" {
 		t.Errorf("public key file %q does not match the private key", pub)
+	}
+}
+
+// TestCosignInOCILayout: a signature pushed to an oci: layout is found and
+// checked; absent, by another key, or of another digest, it is not.
+func TestCosignInOCILayout(t *testing.T) {
+	k, _ := newKey(t)
+	other, _ := newKey(t)
+	ctx := context.Background()
+	dir, err := registry.OpenDir(filepath.Join(t.TempDir(), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	if err := k.Public().CheckCosign(ctx, dir, digest); !errors.Is(err, ErrNoSignature) {
+		t.Errorf("no signature yet: %v", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		signer *PrivateKey
+		signed string
+		ok     bool
+	}{
+		{"another key", other, digest, false},
+		{"another digest", k, "sha256:" + strings.Repeat("1", 64), false},
+		{"the key", k, digest, true},
+	} {
+		s, err := tt.signer.CosignSign(dir.String(), tt.signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Tag = CosignTag(digest) // put where digest's signature goes
+		if err := PushCosign(ctx, dir, s); err != nil {
+			t.Fatal(err)
+		}
+		err = k.Public().CheckCosign(ctx, dir, digest)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadSignature)) {
+			t.Errorf("%s: CheckCosign = %v", tt.name, err)
+		}
+	}
+	a, _ := k.CosignSign("r", digest)
+	b, _ := k.CosignSign("r", digest)
+	if a.Digest() != b.Digest() {
+		t.Errorf("two signatures of the same index differ")
 	}
 }
