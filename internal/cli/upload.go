@@ -77,6 +77,7 @@ EXIT STATUS
 	f.BoolVar(&opts.NoCheckGit, "no-check-git", false, "do not require HEAD on the release tag")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the plans (what each stage would send) and send nothing")
 	f.BoolVar(&opts.AllowInsecureKey, "allow-insecure-key", false, "accept a signing key file that group or others can read")
+	f.BoolVar(&opts.Unyank, "unyank", false, "publish a version yanked from the environment again, removing its yanked.json")
 	return cmd
 }
 

@@ -176,6 +176,14 @@ func TestYank(t *testing.T) {
 		}
 	}
 
+	// verify of the yanked version passes and says so; upload refuses it.
+	if res := e.releng(t, nil, "verify", "--environment", "e0"); res.code != 0 || !strings.Contains(res.stdout, "1.1.0 is yanked (it eats data") {
+		t.Errorf("verify of the yanked 1.1.0: exit %d, want 0 saying it is yanked\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if res := e.upload(t, "e0", nil); res.code != 1 || !strings.Contains(res.stderr, "--unyank") {
+		t.Errorf("upload of the yanked 1.1.0: exit %d, want 1 naming --unyank\n%s", res.code, res.stderr)
+	}
+
 	res = yank(nil, "1.1.0", "--undo")
 	if res.code != 0 {
 		t.Fatalf("yank --undo: exit %d\n%s%s", res.code, res.stdout, res.stderr)
@@ -188,6 +196,20 @@ func TestYank(t *testing.T) {
 	}
 	if res = yank(nil, "1.1.0", "--undo"); res.code != 1 || !strings.Contains(res.stderr, "not yanked") {
 		t.Errorf("a second --undo: exit %d, want 1 saying it is not yanked\n%s", res.code, res.stderr)
+	}
+
+	// Yanked again, then published again with upload --unyank.
+	if res = yank(nil, "1.1.0", "--reason", "again"); res.code != 0 || state() == published {
+		t.Fatalf("second yank: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := e.releng(t, nil, "upload", "--environment", "e0", "--noconfirm", "--unyank"); res.code != 0 {
+		t.Fatalf("upload --unyank: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := state(); got != published || e.object(t, "rel-0", "hello/hello-1.1.0/yanked.json") != "" {
+		t.Errorf("after upload --unyank:\n%s\nwant:\n%s", got, published)
+	}
+	if res := e.releng(t, nil, "verify", "--environment", "e0"); res.code != 0 || strings.Contains(res.stdout, "is yanked") {
+		t.Errorf("verify after --unyank: exit %d\n%s", res.code, res.stdout)
 	}
 }
 

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -149,6 +150,14 @@ func (imagesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 	pushes, err := imagePushes(r.p, r.t.Env, r.rec, r.stable)
 	if err != nil {
 		return nil, err
+	}
+	if r.yanked != nil && !r.opts.Unyank {
+		// The tags the yank moved to another release stay there.
+		for i := range pushes {
+			pushes[i].Tags = slices.DeleteFunc(pushes[i].Tags, func(tag string) bool {
+				return slices.ContainsFunc(r.yanked.Moved, func(m Move) bool { return m.What == "tag" && m.Where == pushes[i].Dest+":"+tag })
+			})
+		}
 	}
 	if r.from != nil {
 		if err := r.publishedSources(ctx, pushes); err != nil {

@@ -23,6 +23,8 @@ func (manifestStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 		skip = "no releases bucket configured"
 	case !r.rec.OfficialRelease:
 		skip = "not an official release"
+	case r.yanked != nil && !r.opts.Unyank:
+		skip = r.rec.Version + " is yanked: the root manifest.nix names another release"
 	case r.p.Version.IsPrerelease():
 		skip = "a pre-release does not move the root manifest.nix"
 	case !r.stable:

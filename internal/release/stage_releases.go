@@ -2,7 +2,10 @@ package release
 
 import (
 	"context"
+
 	"strings"
+
+	"github.com/releng-project/releng/internal/bucket"
 
 	"github.com/releng-project/releng/internal/plan"
 )
@@ -26,6 +29,16 @@ func (releasesStage) Plan(ctx context.Context, r *run) (*plan.Plan, error) {
 	}
 	if err := r.planFiles(ctx, pl, r.t.Releases, files, ""); err != nil {
 		return nil, err
+	}
+	if r.yanked != nil && r.opts.Unyank {
+		// --unyank: the version is published again, yanked.json goes.
+		for _, key := range []string{yankedKey(r.rec.Name, r.rec.Version), yankedKey(r.rec.Name, r.rec.Version) + ".sig"} {
+			if ok, err := bucket.Exists(ctx, r.t.Releases, key, true); err != nil {
+				return nil, err
+			} else if ok {
+				pl.Add(plan.Object{Dest: r.t.Releases.String(), Key: key, Kind: plan.KindFile, Why: plan.Delete, Detail: "--unyank"})
+			}
+		}
 	}
 	return pl, r.planSumsSignature(ctx, pl, r.t.Releases)
 }

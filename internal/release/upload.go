@@ -30,6 +30,8 @@ type UploadOptions struct {
 	DryRun bool
 	// AllowInsecureKey accepts a signing key file readable by others.
 	AllowInsecureKey bool
+	// Unyank publishes a yanked version again, removing its yanked.json.
+	Unyank bool
 	// NixEnv is appended to the environment of Nix commands.
 	NixEnv []string
 	// Run is the run's context: progress, confirmation, version.
@@ -66,6 +68,9 @@ type run struct {
 	opts     UploadOptions
 	official bool
 	stable   bool // move latest, the docs stable alias and the root manifest
+	// yanked is the version's yanked.json in the environment, nil when it
+	// is not yanked (or has no releases bucket).
+	yanked *YankRecord
 	// j journals what is sent; nil in dry runs and verify.
 	j *journal.Journal
 	// command is "upload" or "promote", for messages and the lock.
@@ -135,6 +140,14 @@ func openRun(ctx context.Context, p *project.Project, opts UploadOptions) (*run,
 	if m.Maintenance {
 		r.rc.Infof("", "%s is a maintenance release (%s has %s): no latest tag, no stable docs, no root manifest.nix", rec.Version, m.MainRef, m.NewestOnMain)
 	}
+	if r.yanked, err = readYanked(ctx, r.t, rec.Name, rec.Version); err != nil {
+		return nil, err
+	}
+	if r.yanked != nil && !opts.Unyank {
+		// What the yank moved stays where it is: upload refuses (unless
+		// --unyank), verify checks the rest and says so.
+		r.stable = false
+	}
 	return r, nil
 }
 
@@ -173,6 +186,10 @@ func Upload(ctx context.Context, p *project.Project, opts UploadOptions) (*Uploa
 	}
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
+	}
+	if y := r.yanked; y != nil && !opts.Unyank {
+		return nil, fmt.Errorf("%s is yanked in %s (%s, at %s): upload refuses to publish it again; pass --unyank to remove its yanked.json and publish it (moving what upload moves back to it), or run `releng yank %s --environment %s --undo`",
+			y.Version, r.t.Env.Name, y.Reason, y.Time, y.Version, r.t.Env.Name)
 	}
 	rep := &UploadReport{Environment: r.t.Env.Name, Version: r.rec.Version, DryRun: opts.DryRun}
 	unlock, err := r.lockAndPlan(ctx, rep)

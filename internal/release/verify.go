@@ -2,8 +2,10 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"sort"
 
+	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/project"
 	"github.com/releng-project/releng/internal/retry"
 	"github.com/releng-project/releng/internal/runctx"
@@ -23,6 +25,8 @@ type VerifyReport struct {
 	Version     string  `json:"version"`
 	Checks      []Check `json:"checks"`
 	Failed      int     `json:"failed"`
+	// Yanked is the version's yanked.json in the environment, if any.
+	Yanked *YankRecord `json:"yanked,omitempty"`
 }
 
 // VerifyOptions are the flags of `releng verify`.
@@ -47,7 +51,11 @@ func Verify(ctx context.Context, p *project.Project, opts VerifyOptions) (*Verif
 	if r.opts.Target == "all" && r.rec.Target != "all" {
 		r.opts.Target = r.rec.Target
 	}
-	rep := &VerifyReport{Environment: r.t.Env.Name, Version: r.rec.Version}
+	rep := &VerifyReport{Environment: r.t.Env.Name, Version: r.rec.Version, Yanked: r.yanked}
+	if y := r.yanked; y != nil {
+		rep.Checks = append(rep.Checks, Check{What: "yank", Object: bucket.ObjectURL(r.t.Releases, yankedKey(r.rec.Name, y.Version)), OK: true,
+			Detail: fmt.Sprintf("%s is yanked (%s, at %s): what the yank moved (%d pointers) is not checked", y.Version, y.Reason, y.Time, len(y.Moved))})
+	}
 	for _, s := range r.stages() {
 		pl, err := s.Plan(ctx, r)
 		if err != nil {

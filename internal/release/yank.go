@@ -87,6 +87,27 @@ type yankRun struct {
 	sources   map[string]bucket.ObjectInfo // the docs object each stable key is copied from
 }
 
+// readYanked reads the yanked.json of ver in t's releases bucket; nil
+// when there is none (or no releases bucket).
+func readYanked(ctx context.Context, t *Target, name, ver string) (*YankRecord, error) {
+	if t.Releases == nil {
+		return nil, nil
+	}
+	key := yankedKey(name, ver)
+	data, err := binarycache.FetchBody(ctx, t.Releases, key, fsutil.MaxSmallState)
+	if errors.Is(err, bucket.ErrNotFound) || errors.Is(err, bucket.ErrForbidden) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec YankRecord
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Version != ver {
+		return nil, fmt.Errorf("%s is not a yanked.json releng wrote for %s (%v): move it away, or yank again", bucket.ObjectURL(t.Releases, key), ver, err)
+	}
+	return &rec, nil
+}
+
 // yankedKey is the key of a version's yanked.json.
 func yankedKey(name, ver string) string { return name + "/" + name + "-" + ver + "/yanked.json" }
 
@@ -190,20 +211,16 @@ func (y *yankRun) decide(ctx context.Context, rep *YankReport) error {
 	if !slices.Contains(all, ver) {
 		return &NotPublishedError{Env: env, Version: ver, URL: bucket.ObjectURL(b, VersionManifestKey(y.name, ver)), Published: all}
 	}
-	data, err := binarycache.FetchBody(ctx, b, yankedKey(y.name, ver), fsutil.MaxSmallState)
-	switch {
-	case err == nil:
-		var rec YankRecord
-		if err := json.Unmarshal(data, &rec); err != nil || rec.Version != ver {
-			return fmt.Errorf("%s is not a yanked.json releng wrote for %s (%v): move it away and yank again", bucket.ObjectURL(b, yankedKey(y.name, ver)), ver, err)
-		}
-		y.rec, y.have = &rec, true
+	rec, err := readYanked(ctx, y.t, y.name, ver)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		y.rec, y.have = rec, true
 		if !y.opts.Undo {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s was yanked at %s (%s): finishing the moves yanked.json records", ver, rec.Time, rec.Reason))
 		}
 		return nil
-	case !errors.Is(err, bucket.ErrNotFound):
-		return err
 	}
 	if y.opts.Undo {
 		return fmt.Errorf("%s is not yanked in %s (%s does not exist): nothing to undo", ver, env, bucket.ObjectURL(b, yankedKey(y.name, ver)))
