@@ -93,6 +93,7 @@ func (app *App) runInit(opts initOptions) error {
 		return err
 	}
 	fmt.Fprintf(app.Out, "wrote %s\n", path)
+	fmt.Fprintf(app.Out, "to sign releases: releng keys generate --environment ENV --output FILE (prints the release_key lines and how users verify)\n")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -272,7 +273,7 @@ repository = "REGISTRY/hello"
 	}
 
 	// The private key is in no output, journal or file under release/.
-	scanForSecrets(t, keySecrets(t, relKey), filepath.Join(r.Dir, "release"), map[string]string{"the upload's output": log})
+	scanForSecrets(t, keySecrets(t, relKey), filepath.Join(r.Dir, "release"), map[string]string{"the upload's output": log, "verify's report": fmt.Sprintf("%+v", vrep)})
 
 	// verify names each tampered object.
 	mustFail := func(what string, want ...string) {
