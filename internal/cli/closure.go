@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -332,9 +333,12 @@ func (app *App) loadLocal(ctx context.Context, name string, src binarycache.Sour
 	return infos, roots, nil
 }
 
+// printClosure prints out as JSON or as tables, through a buffer (a
+// table is many small writes).
 func (app *App) printClosure(out output) error {
 	if app.JSON {
 		return app.printJSON(out)
 	}
-	return out.WriteText(app.Out)
+	w := bufio.NewWriterSize(app.Out, 64<<10)
+	return cmp.Or(out.WriteText(w), w.Flush())
 }

@@ -34,6 +34,9 @@ func (db *DB) node(n uint32) (*node, error) {
 	if db.budget--; db.budget < 0 {
 		return nil, errors.New("too many pages read for one lookup (a cycle in a malformed file?)")
 	}
+	if nd, ok := db.nodes[n]; ok {
+		return nd, nil
+	}
 	data, err := db.page(n)
 	if err != nil {
 		return nil, err
@@ -59,12 +62,19 @@ func (db *DB) node(n uint32) (*node, error) {
 	if ptrs+2*count > len(data) {
 		return nil, fmt.Errorf("page %d: %d cells do not fit", n, count)
 	}
+	nd.cells = make([]int, count)
 	for i := range count {
 		off := int(binary.BigEndian.Uint16(data[ptrs+2*i:]))
 		if off < ptrs || off+4 > db.usable {
 			return nil, fmt.Errorf("page %d: cell %d at %d is out of the page", n, i, off)
 		}
-		nd.cells = append(nd.cells, off)
+		nd.cells[i] = off
+	}
+	if len(db.nodes) < cachePages {
+		if db.nodes == nil {
+			db.nodes = map[uint32]*node{}
+		}
+		db.nodes[n] = nd
 	}
 	return nd, nil
 }
@@ -351,7 +361,6 @@ func (db *DB) scanIndexAt(pg uint32, cmp func([]any) int, visit func([]any) erro
 	}
 	// The first entry not before the range (binary search: entries are
 	// sorted); the subtree left of it may hold the range's start.
-	recs := make([][]any, len(nd.cells))
 	lo, hi := 0, len(nd.cells)
 	for lo < hi {
 		mid := (lo + hi) / 2
@@ -359,7 +368,6 @@ func (db *DB) scanIndexAt(pg uint32, cmp func([]any) int, visit func([]any) erro
 		if err != nil {
 			return false, err
 		}
-		recs[mid] = rec
 		if cmp(rec) < 0 {
 			lo = mid + 1
 		} else {
@@ -379,11 +387,9 @@ func (db *DB) scanIndexAt(pg uint32, cmp func([]any) int, visit func([]any) erro
 		if i == len(nd.cells) {
 			break
 		}
-		rec := recs[i]
-		if rec == nil {
-			if rec, err = entry(i); err != nil {
-				return false, err
-			}
+		rec, err := entry(i)
+		if err != nil {
+			return false, err
 		}
 		if cmp(rec) > 0 {
 			return false, nil

@@ -14,6 +14,7 @@ package nixdb
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ type DB struct {
 	frames   map[uint32]int64 // page → offset of its newest committed WAL frame
 	pages    uint32           // database size in pages
 	budget   int              // pages the current lookup may still read
+	nodes    map[uint32]*node // parsed pages, at most cachePages
 	// roots of the b-trees used
 	validPaths, pathIndex, refsIndex uint32
 }
@@ -188,6 +190,10 @@ func (db *DB) page(n uint32) ([]byte, error) {
 	return buf, err
 }
 
+// cachePages is how many parsed b-tree pages a DB keeps (the interior
+// pages are read again by every lookup).
+const cachePages = 4096
+
 // readSchema finds the root pages of ValidPaths and of the indexes on
 // ValidPaths(path) and Refs(referrer, reference) in sqlite_master.
 func (db *DB) readSchema() error {
@@ -298,7 +304,7 @@ func (db *DB) references(id int64) ([]int64, error) {
 	var out []int64
 	err := db.scanIndex(db.refsIndex, func(rec []any) int {
 		r, _ := rec[0].(int64)
-		return cmpInt(r, id)
+		return cmp.Compare(r, id)
 	}, func(rec []any) error {
 		if len(rec) < 2 {
 			return errors.New("malformed Refs index entry")
@@ -334,14 +340,4 @@ func (db *DB) validPath(id int64) (string, int64, error) {
 		narSize, _ = rec[5].(int64)
 	}
 	return path, narSize, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
