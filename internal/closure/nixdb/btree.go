@@ -20,6 +20,7 @@ const (
 const (
 	maxDepth    = 20
 	lookupPages = 1 << 16
+	maxPayload  = 16 << 20 // bytes of one row or index entry
 )
 
 // node is a parsed b-tree page.
@@ -105,8 +106,8 @@ func (db *DB) payload(nd *node, off int, p uint64, index bool) ([]byte, error) {
 	if index {
 		x = (u-12)*64/255 - 23
 	}
-	if p > 1<<30 {
-		return nil, fmt.Errorf("payload of %d bytes", p)
+	if p > maxPayload {
+		return nil, fmt.Errorf("a row of %d bytes (the Nix database's are far smaller)", p)
 	}
 	local := p
 	if p > x {
