@@ -144,8 +144,8 @@ func PublishedVersions(ctx context.Context, p *project.Project, t *Target) ([]st
 }
 
 // LatestPublishedBefore returns the highest version published to t that
-// is lower than ver (PEP 440 order) and whose version directory holds a
-// manifest.nix, or "" when there is none.
+// is lower than ver (PEP 440 order), whose version directory holds a
+// manifest.nix and no yanked.json, or "" when there is none.
 func LatestPublishedBefore(ctx context.Context, p *project.Project, t *Target, ver string) (string, error) {
 	cur, err := version.Parse(ver)
 	if err != nil {
@@ -165,6 +165,12 @@ func LatestPublishedBefore(ctx context.Context, p *project.Project, t *Target, v
 		}
 		_, err := t.Releases.Stat(ctx, VersionManifestKey(p.Config.Name, all[i]))
 		if err == nil {
+			// A yanked release is not the one to compare with.
+			if y, err := readYanked(ctx, t, p.Config.Name, all[i]); err != nil {
+				return "", err
+			} else if y != nil {
+				continue
+			}
 			return all[i], nil
 		}
 		if !errors.Is(err, bucket.ErrNotFound) && !errors.Is(err, bucket.ErrForbidden) {
