@@ -1,6 +1,7 @@
 package binarycache
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -95,21 +96,27 @@ func verifyPath(ctx context.Context, opts VerifyOptions, sp nixstore.StorePath) 
 	return problems
 }
 
-// FetchBody reads a small object of the cache (narinfo, listing), undoing
-// its Content-Encoding, and refuses one that decodes to more than limit
-// bytes.
+// FetchBody reads a small object of the cache (narinfo, listing) with one
+// GET, undoing the Content-Encoding it was stored with — recognised by its
+// magic number (zstd, xz), as no narinfo or listing begins with one — and
+// refuses one that decodes to more than limit bytes.
 func FetchBody(ctx context.Context, b bucket.Bucket, key string, limit int64) ([]byte, error) {
 	url := bucket.ObjectURL(b, key)
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return nil, err
-	}
 	rc, err := b.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	r, done, err := decompress(info.ContentEncoding, rc)
+	br := bufio.NewReader(rc)
+	head, _ := br.Peek(6)
+	method := ""
+	switch {
+	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		method = CompressionZstd
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		method = CompressionXZ
+	}
+	r, done, err := decompress(method, br)
 	if err != nil {
 		return nil, fmt.Errorf("%s: Content-Encoding: %w", url, err)
 	}
