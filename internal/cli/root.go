@@ -147,9 +147,9 @@ EXIT STATUS
   0  success
   1  the operation failed, or a check found problems
   2  usage or configuration error
-  130  interrupted (SIGINT or SIGTERM); upload, cache push and image push
-       stop once the objects in flight are sent at the first, and abort at
-       a second: run the same command again to finish`,
+  130  interrupted (SIGINT or SIGTERM); upload, promote, yank, cache push
+       and image push stop once the objects in flight are sent at the
+       first, and abort at a second: run the same command again to finish`,
 		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

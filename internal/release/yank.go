@@ -184,6 +184,9 @@ func Yank(ctx context.Context, p *project.Project, opts YankOptions) (*YankRepor
 		}
 		pub, err := y.run(ctx, pl)
 		pub.Step, pub.Where = pl.Stage, pl.Dest
+		if errors.Is(err, runctx.ErrInterrupted) {
+			return rep, err
+		}
 		if err != nil {
 			return rep, fmt.Errorf("yank of %s in %s stopped at step %s: %w; run the same command again to finish it", opts.Version, env.Name, pl.Stage, err)
 		}
@@ -625,6 +628,9 @@ func (y *yankRun) run(ctx context.Context, pl *plan.Plan) (Published, error) {
 		pub.Objects++
 		if !o.Sends() && o.Why != plan.Delete {
 			continue
+		}
+		if runctx.Stopping(ctx) {
+			return pub, runctx.ErrInterrupted
 		}
 		if err := y.send(ctx, pl, o); err != nil {
 			return pub, err
