@@ -1,7 +1,6 @@
 package nar
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Type is the type of a node in a NAR.
@@ -61,7 +61,8 @@ type DumpResult struct {
 // link at path to w, byte for byte as `nix-store --dump` writes it, and
 // computes, in the same pass, what opts asks for. w may be nil to compute
 // the hash, size or listing only. File contents are streamed; memory use
-// does not depend on file sizes.
+// does not depend on file sizes. When w is a [Sink], file contents are read
+// straight into its memory.
 //
 // It refuses (with an error naming the offending path) file types a NAR
 // cannot hold (devices, sockets, fifos), entries [MaxDepth] or more levels
@@ -71,30 +72,33 @@ func DumpPath(w io.Writer, path string, opts DumpOptions) (*DumpResult, error) {
 	if w == nil {
 		w = io.Discard
 	}
-	var h hash.Hash
-	if opts.Hash {
-		h = sha256.New()
-		w = io.MultiWriter(w, h)
+	sink, ok := w.(Sink)
+	if !ok {
+		sink = &copySink{w: w, buf: make([]byte, dumpBuffer)}
 	}
-	d := &dumper{bw: bufio.NewWriterSize(w, 64<<10), listing: opts.Listing}
+	d := &dumper{sink: sink, listing: opts.Listing}
+	if opts.Hash {
+		d.hash = sha256.New()
+	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, fmt.Errorf("nar: %w", err)
 	}
 	d.str(magic)
-	root, err := d.node(path, fi, 0)
+	root, err := d.node(path, fi.Mode().Type(), 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.bw.Flush(); err != nil {
-		return nil, fmt.Errorf("nar: writing NAR of %s: %w", path, err)
+	d.commit()
+	if d.err == nil {
+		d.err = sink.Flush()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("nar: writing NAR of %s: %w", path, d.err)
 	}
 	res := &DumpResult{Size: d.off}
-	if h != nil {
-		h.Sum(res.SHA256[:0])
+	if d.hash != nil {
+		d.hash.Sum(res.SHA256[:0])
 	}
 	if opts.Listing {
 		res.Listing = &Listing{Root: root}
@@ -102,9 +106,63 @@ func DumpPath(w io.Writer, path string, opts DumpOptions) (*DumpResult, error) {
 	return res, nil
 }
 
-// dumper holds the state of one DumpPath call.
+// A Sink is a writer that lends [DumpPath] its own memory: the NAR is
+// written into the buffers it hands out, file contents read straight into
+// them, so no bytes are copied between buffers.
+type Sink interface {
+	io.Writer
+	// Buffer returns memory to fill (at least one byte long).
+	Buffer() ([]byte, error)
+	// Commit says the first n bytes of the last Buffer hold the next n
+	// bytes of the NAR.
+	Commit(n int) error
+	// Flush passes on what was committed; it is called once, at the end.
+	Flush() error
+}
+
+// dumpBuffer is the size of the buffer of a writer that is not a Sink.
+const dumpBuffer = 256 << 10
+
+// copySink is the Sink of a plain writer: a buffer written out when full.
+type copySink struct {
+	w   io.Writer
+	buf []byte
+	n   int
+}
+
+func (s *copySink) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func (s *copySink) Buffer() ([]byte, error) {
+	if s.n == len(s.buf) {
+		if err := s.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	return s.buf[s.n:], nil
+}
+
+func (s *copySink) Commit(n int) error {
+	s.n += n
+	return nil
+}
+
+func (s *copySink) Flush() error {
+	if s.n == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.buf[:s.n])
+	s.n = 0
+	return err
+}
+
+// dumper holds the state of one DumpPath call. The NAR goes into cur, the
+// sink's buffer, of which filled bytes are used; they are hashed and
+// committed when it is full and at the end.
 type dumper struct {
-	bw      *bufio.Writer
+	sink    Sink
+	hash    hash.Hash
+	cur     []byte
+	filled  int
 	off     uint64 // bytes written so far
 	err     error  // first write error
 	listing bool
@@ -115,13 +173,58 @@ var zeros [8]byte
 
 func padding(n uint64) int { return int((8 - n%8) % 8) }
 
-func (d *dumper) write(p []byte) {
+// room returns the free part of the current buffer (empty on error).
+func (d *dumper) room() []byte {
 	if d.err != nil {
+		return nil
+	}
+	if d.filled == len(d.cur) {
+		d.commit()
+		if d.err != nil {
+			return nil
+		}
+		d.cur, d.err = d.sink.Buffer()
+		if d.err == nil && len(d.cur) == 0 {
+			d.err = io.ErrShortBuffer
+		}
+		if d.err != nil {
+			return nil
+		}
+	}
+	return d.cur[d.filled:]
+}
+
+// fill records that n more bytes of the current buffer are the NAR's.
+func (d *dumper) fill(n int) {
+	d.filled += n
+	d.off += uint64(n)
+}
+
+// commit hashes and hands over what the current buffer holds.
+func (d *dumper) commit() {
+	if d.filled == 0 || d.err != nil {
 		return
 	}
-	n, err := d.bw.Write(p)
-	d.off += uint64(n)
-	d.err = err
+	if d.hash != nil {
+		d.hash.Write(d.cur[:d.filled])
+	}
+	d.err = d.sink.Commit(d.filled)
+	d.cur, d.filled = nil, 0
+}
+
+func (d *dumper) write(p []byte) { emit(d, p) }
+
+// emit copies p into the NAR.
+func emit[T string | []byte](d *dumper, p T) {
+	for len(p) > 0 {
+		r := d.room()
+		if r == nil {
+			return
+		}
+		n := copy(r, p)
+		d.fill(n)
+		p = p[n:]
+	}
 }
 
 func (d *dumper) u64(n uint64) {
@@ -131,27 +234,23 @@ func (d *dumper) u64(n uint64) {
 
 func (d *dumper) str(s string) {
 	d.u64(uint64(len(s)))
-	if d.err != nil {
-		return
-	}
-	n, err := d.bw.WriteString(s)
-	d.off += uint64(n)
-	d.err = err
+	emit(d, s)
 	d.write(zeros[:padding(uint64(len(s)))])
 }
 
-// node writes the node for path, whose Lstat is fi, at nesting level depth,
-// and returns its listing node when a listing is being built.
-func (d *dumper) node(path string, fi fs.FileInfo, depth int) (*Node, error) {
+// node writes the node for path, of type typ (fs.FileMode type bits), at
+// nesting level depth, and returns its listing node when a listing is
+// being built.
+func (d *dumper) node(path string, typ fs.FileMode, depth int) (*Node, error) {
 	var n *Node
 	if d.listing {
 		n = &Node{}
 	}
 	d.str("(")
 	d.str("type")
-	switch mode := fi.Mode(); mode.Type() {
+	switch typ {
 	case 0:
-		if err := d.regular(path, fi, n); err != nil {
+		if err := d.regular(path, n); err != nil {
 			return nil, err
 		}
 	case fs.ModeSymlink:
@@ -173,7 +272,7 @@ func (d *dumper) node(path string, fi fs.FileInfo, depth int) (*Node, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("nar: refusing to serialise %s: unsupported file type (%s)", path, describeType(mode))
+		return nil, fmt.Errorf("nar: refusing to serialise %s: unsupported file type (%s)", path, describeType(typ))
 	}
 	d.str(")")
 	if d.err != nil {
@@ -182,90 +281,112 @@ func (d *dumper) node(path string, fi fs.FileInfo, depth int) (*Node, error) {
 	return n, nil
 }
 
-func (d *dumper) regular(path string, fi fs.FileInfo, n *Node) error {
-	f, err := os.Open(path)
+func (d *dumper) regular(path string, n *Node) error {
+	f, err := openRegular(path)
 	if err != nil {
 		return fmt.Errorf("nar: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("nar: %w", err)
-	}
-	if !os.SameFile(fi, st) || !st.Mode().IsRegular() {
-		return fmt.Errorf("nar: %s changed while being serialised", path)
-	}
-	size := uint64(st.Size())
-	executable := fi.Mode()&0o100 != 0
+	defer f.close()
+	size := uint64(f.size)
 	d.str("regular")
-	if executable {
+	if f.executable {
 		d.str("executable")
 		d.str("")
 	}
 	d.str("contents")
 	d.u64(size)
 	if n != nil {
-		n.Type, n.Size, n.Executable, n.NarOffset = TypeRegular, size, executable, d.off
+		n.Type, n.Size, n.Executable, n.NarOffset = TypeRegular, size, f.executable, d.off
+	}
+	var copied uint64
+	for copied < size {
+		r := d.room()
+		if r == nil {
+			break
+		}
+		r = r[:min(uint64(len(r)), size-copied)]
+		k, err := f.read(r)
+		d.fill(k)
+		copied += uint64(k)
+		if err != nil {
+			return fmt.Errorf("nar: copying %s: %w", path, err)
+		}
+		if k == 0 {
+			return fmt.Errorf("nar: %s shrank while being serialised (%d of %d bytes read)", path, copied, size)
+		}
 	}
 	if d.err != nil {
 		return fmt.Errorf("nar: writing NAR of %s: %w", path, d.err)
-	}
-	copied, err := d.bw.ReadFrom(io.LimitReader(f, int64(size)))
-	d.off += uint64(copied)
-	if err != nil {
-		return fmt.Errorf("nar: copying %s: %w", path, err)
-	}
-	if uint64(copied) != size {
-		return fmt.Errorf("nar: %s shrank while being serialised (%d of %d bytes read)", path, copied, size)
 	}
 	d.write(zeros[:padding(size)])
 	return nil
 }
 
 func (d *dumper) directory(path string, depth int, n *Node) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("nar: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	entries, err := readDir(path)
 	if err != nil {
 		return fmt.Errorf("nar: reading directory %s: %w", path, err)
 	}
 	// Go compares strings bytewise, which is the order Nix writes.
-	slices.Sort(names)
+	slices.SortFunc(entries, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
 	d.str("directory")
 	if n != nil {
 		n.Type = TypeDirectory
-		n.Entries = make([]Entry, 0, len(names))
+		n.Entries = make([]Entry, 0, len(entries))
 	}
-	for _, name := range names {
-		child := filepath.Join(path, name)
-		if err := ValidateName(name); err != nil {
+	for _, e := range entries {
+		child := filepath.Join(path, e.name)
+		if err := ValidateName(e.name); err != nil {
 			return fmt.Errorf("nar: refusing to serialise %s: %v", child, err)
 		}
 		if depth+1 >= MaxDepth {
 			return fmt.Errorf("nar: refusing to serialise %s: it is %d levels deep (limit %d)", child, depth+1, MaxDepth-1)
 		}
-		fi, err := os.Lstat(child)
-		if err != nil {
-			return fmt.Errorf("nar: %w", err)
+		typ := e.typ
+		if !e.known {
+			fi, err := os.Lstat(child)
+			if err != nil {
+				return fmt.Errorf("nar: %w", err)
+			}
+			typ = fi.Mode().Type()
 		}
 		d.str("entry")
 		d.str("(")
 		d.str("name")
-		d.str(name)
+		d.str(e.name)
 		d.str("node")
-		cn, err := d.node(child, fi, depth+1)
+		cn, err := d.node(child, typ, depth+1)
 		if err != nil {
 			return err
 		}
 		d.str(")")
 		if n != nil {
-			n.Entries = append(n.Entries, Entry{Name: name, Node: cn})
+			n.Entries = append(n.Entries, Entry{Name: e.name, Node: cn})
 		}
 	}
 	return nil
+}
+
+// dirEntry is a directory entry: its name and, when the directory listing
+// says, its type (fs.FileMode type bits).
+type dirEntry struct {
+	name  string
+	typ   fs.FileMode
+	known bool
+}
+
+// changedError says that path is no longer what its directory entry said.
+func changedError(path string) error {
+	return fmt.Errorf("%s changed while being serialised", path)
+}
+
+// regularFile is a regular file opened for reading, with its size and
+// executable bit as the open file reports them.
+type regularFile struct {
+	size       int64
+	executable bool
+	read       func([]byte) (int, error)
+	close      func() error
 }
 
 func describeType(m fs.FileMode) string {
