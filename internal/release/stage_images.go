@@ -2,9 +2,9 @@ package release
 
 import (
 	"context"
-	"slices"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
