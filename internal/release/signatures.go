@@ -3,6 +3,8 @@ package release
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/releng-project/releng/internal/artifacts"
 	"github.com/releng-project/releng/internal/bucket"
 	"github.com/releng-project/releng/internal/config"
 	"github.com/releng-project/releng/internal/fsutil"
@@ -115,16 +118,27 @@ func (r *run) planSumsSignature(ctx context.Context, pl *plan.Plan, b bucket.Buc
 		return nil
 	}
 	var sums string
+	var sumsFile artifacts.File
 	for _, f := range r.rec.Files {
 		if f.Path == r.rec.VersionDir+"/SHA256SUMS" {
-			sums = f.Path
+			sums, sumsFile = f.Path, f
 		}
 	}
 	if sums == "" {
 		return fmt.Errorf("release/build.json lists no %s/SHA256SUMS to sign: run `releng build` again", r.rec.VersionDir)
 	}
-	content, err := fsutil.ReadFile(filepath.Join(r.p.ReleaseDir(), filepath.FromSlash(sums)), fsutil.MaxChecksums)
-	if err != nil {
+	var content []byte
+	var err error
+	if r.from != nil && r.from.Releases != nil {
+		// promote: the SHA256SUMS the source published, as built.
+		key := strings.TrimPrefix(sums, "artifacts/")
+		if content, err = getSmall(ctx, r.from.Releases, key, fsutil.MaxChecksums); err != nil {
+			return err
+		}
+		if got := sha256.Sum256(content); hex.EncodeToString(got[:]) != sumsFile.SHA256 {
+			return &SourceError{Env: r.from.Env.Name, Version: r.rec.Version, Problems: []string{bucket.ObjectURL(r.from.Releases, key) + ": not the SHA256SUMS build.json records"}}
+		}
+	} else if content, err = fsutil.ReadFile(filepath.Join(r.p.ReleaseDir(), filepath.FromSlash(sums)), fsutil.MaxChecksums); err != nil {
 		return err
 	}
 	st := &sumsSignature{sumsKey: strings.TrimPrefix(sums, "artifacts/")}
