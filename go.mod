@@ -3,6 +3,7 @@ module github.com/releng-project/releng
 go 1.26.8
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/docker/cli v29.7.2+incompatible
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.20.4

@@ -22,7 +22,6 @@ const FrameSize = 8 << 20
 // compressor is the pool of zstd workers shared by every NAR of a push,
 // with a budget of frame bytes in flight that bounds its memory.
 type compressor struct {
-	level   zstd.EncoderLevel
 	workers int
 	jobs    chan *frame
 	budget  *semaphore.Weighted
@@ -35,6 +34,7 @@ type compressor struct {
 type frame struct {
 	in     []byte
 	out    []byte
+	err    error // of the encoder
 	weight int64
 	done   chan struct{}
 }
@@ -47,13 +47,8 @@ func newCompressor(level, workers int) (*compressor, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	lvl := zstd.SpeedDefault
-	if level > 0 {
-		lvl = zstd.EncoderLevelFromZstd(level)
-	}
 	inFlight := workers + 1
 	c := &compressor{
-		level:   lvl,
 		workers: workers,
 		jobs:    make(chan *frame, inFlight),
 		budget:  semaphore.NewWeighted(int64(inFlight) * FrameSize),
@@ -61,9 +56,7 @@ func newCompressor(level, workers int) (*compressor, error) {
 		outFree: make(chan []byte, inFlight),
 	}
 	for range workers {
-		// No frame checksums: the narinfo's FileHash and NarHash already check
-		// every byte, and xxhash costs ~1.5% of the CPU.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		enc, err := newFrameEncoder(level)
 		if err != nil {
 			c.close()
 			return nil, err
@@ -71,9 +64,9 @@ func newCompressor(level, workers int) (*compressor, error) {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			defer enc.Close()
+			defer enc.close()
 			for f := range c.jobs {
-				f.out = enc.EncodeAll(f.in, c.outBuf(len(f.in)))
+				f.out, f.err = enc.encode(c.outBuf(), f.in)
 				close(f.done)
 			}
 		}()
@@ -98,14 +91,19 @@ func (c *compressor) inBuf(n int) []byte {
 	return make([]byte, 0, n)
 }
 
-// outBuf returns a buffer for the compressed frame of n bytes; most NAR
-// data compresses to less than half, and a larger frame grows it.
-func (c *compressor) outBuf(n int) []byte {
+// outCap is the capacity of every output buffer: at least the most a
+// frame of FrameSize bytes can take (klauspost stores an incompressible
+// 128 KiB block raw, with a 3-byte header; libzstd asks for
+// ZSTD_compressBound, n + n/256), so that no encoder grows one.
+const outCap = FrameSize + FrameSize/256 + 64<<10
+
+// outBuf returns an output buffer for a frame.
+func (c *compressor) outBuf() []byte {
 	select {
 	case b := <-c.outFree:
 		return b[:0]
 	default:
-		return make([]byte, 0, n/2+1024)
+		return make([]byte, 0, outCap)
 	}
 }
 
@@ -117,7 +115,7 @@ func (c *compressor) release(f *frame) {
 		default:
 		}
 	}
-	if cap(f.out) > 0 && cap(f.out) <= 2*FrameSize {
+	if cap(f.out) == outCap {
 		select {
 		case c.outFree <- f.out:
 		default:
@@ -164,6 +162,9 @@ func (fw *frameWriter) run() {
 			err = fw.failed() // aborted
 		}
 		if err == nil {
+			err = f.err
+		}
+		if err == nil {
 			_, err = fw.out.Write(f.out)
 			if err != nil {
 				fw.mu.Lock()
@@ -182,33 +183,51 @@ func (fw *frameWriter) failed() error {
 	return fw.err
 }
 
+// Buffer implements nar.Sink: the free part of the frame being filled.
+func (fw *frameWriter) Buffer() ([]byte, error) {
+	if err := fw.failed(); err != nil {
+		return nil, err
+	}
+	if fw.cur == nil {
+		size := int64(FrameSize)
+		if fw.remain > 0 && fw.remain < size {
+			size = fw.remain
+		}
+		size = max(size, 4096)
+		if err := fw.c.budget.Acquire(fw.ctx, size); err != nil {
+			return nil, err
+		}
+		fw.cur = &frame{in: fw.c.inBuf(int(size)), weight: size, done: make(chan struct{})}
+	}
+	return fw.cur.in[len(fw.cur.in):cap(fw.cur.in)], nil
+}
+
+// Commit implements nar.Sink: n more bytes of the frame are filled, and a
+// full frame goes to the workers.
+func (fw *frameWriter) Commit(n int) error {
+	fw.cur.in = fw.cur.in[:len(fw.cur.in)+n]
+	fw.remain -= int64(n)
+	if len(fw.cur.in) == cap(fw.cur.in) {
+		return fw.submit()
+	}
+	return nil
+}
+
+// Flush implements nar.Sink; Close compresses the last frame.
+func (fw *frameWriter) Flush() error { return nil }
+
 func (fw *frameWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		if err := fw.failed(); err != nil {
+		b, err := fw.Buffer()
+		if err != nil {
 			return n, err
 		}
-		if fw.cur == nil {
-			size := int64(FrameSize)
-			if fw.remain > 0 && fw.remain < size {
-				size = fw.remain
-			}
-			size = max(size, 4096)
-			if err := fw.c.budget.Acquire(fw.ctx, size); err != nil {
-				return n, err
-			}
-			fw.cur = &frame{in: fw.c.inBuf(int(size)), weight: size, done: make(chan struct{})}
-		}
-		room := cap(fw.cur.in) - len(fw.cur.in)
-		k := min(room, len(p))
-		fw.cur.in = append(fw.cur.in, p[:k]...)
+		k := copy(b, p)
 		p = p[k:]
 		n += k
-		fw.remain -= int64(k)
-		if len(fw.cur.in) == cap(fw.cur.in) {
-			if err := fw.submit(); err != nil {
-				return n, err
-			}
+		if err := fw.Commit(k); err != nil {
+			return n, err
 		}
 	}
 	return n, nil

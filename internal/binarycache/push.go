@@ -581,7 +581,11 @@ func (p *pusher) startAttempt(ctx context.Context, pi *nixstore.PathInfo) *attem
 			fail(err)
 			return
 		}
-		lw := &narCounter{w: cw, p: p, pi: pi}
+		sink, ok := cw.(nar.Sink)
+		if !ok {
+			sink = nar.NewBufferSink(cw)
+		}
+		lw := &narCounter{Sink: sink, p: p, pi: pi}
 		res, err := nar.DumpPath(lw, pi.Path.String(), nar.DumpOptions{Hash: true, Listing: p.uri.WriteNARListing})
 		if err == nil {
 			lw.flush()
@@ -613,26 +617,37 @@ func (p *pusher) startAttempt(ctx context.Context, pi *nixstore.PathInfo) *attem
 // narCounter passes the NAR on, reports it for progress, and stops it as
 // soon as it grows beyond the size the database records.
 type narCounter struct {
-	w       io.Writer
+	nar.Sink
 	p       *pusher
 	pi      *nixstore.PathInfo
 	n       int64
 	pending int64
 	corrupt error
+	over    [8]byte // what a NAR longer than recorded is read into
 }
 
-func (c *narCounter) Write(b []byte) (int, error) {
-	if c.n+int64(len(b)) > int64(c.pi.NarSize) {
-		c.corrupt = &CorruptError{Path: c.pi.Path, What: "size", Want: fmt.Sprint(c.pi.NarSize), Got: fmt.Sprintf("more than %d", c.pi.NarSize)}
-		return 0, c.corrupt
+// Buffer implements nar.Sink; once the NAR has its recorded size, one more
+// byte is a corrupt path, so the frame writer is not asked for memory.
+func (c *narCounter) Buffer() ([]byte, error) {
+	if c.n >= int64(c.pi.NarSize) {
+		return c.over[:], nil
 	}
-	n, err := c.w.Write(b)
+	b, err := c.Sink.Buffer()
+	return b[:min(int64(len(b)), int64(c.pi.NarSize)-c.n)], err
+}
+
+// Commit implements nar.Sink.
+func (c *narCounter) Commit(n int) error {
+	if c.n+int64(n) > int64(c.pi.NarSize) {
+		c.corrupt = &CorruptError{Path: c.pi.Path, What: "size", Want: fmt.Sprint(c.pi.NarSize), Got: fmt.Sprintf("more than %d", c.pi.NarSize)}
+		return c.corrupt
+	}
 	c.n += int64(n)
 	c.pending += int64(n)
 	if c.pending >= 1<<20 {
 		c.flush()
 	}
-	return n, err
+	return c.Sink.Commit(n)
 }
 
 func (c *narCounter) flush() {

@@ -74,7 +74,7 @@ func DumpPath(w io.Writer, path string, opts DumpOptions) (*DumpResult, error) {
 	}
 	sink, ok := w.(Sink)
 	if !ok {
-		sink = &copySink{w: w, buf: make([]byte, dumpBuffer)}
+		sink = NewBufferSink(w)
 	}
 	d := &dumper{sink: sink, listing: opts.Listing}
 	if opts.Hash {
@@ -122,6 +122,10 @@ type Sink interface {
 
 // dumpBuffer is the size of the buffer of a writer that is not a Sink.
 const dumpBuffer = 256 << 10
+
+// NewBufferSink returns the Sink of a plain writer: a buffer written out
+// to w when full.
+func NewBufferSink(w io.Writer) Sink { return &copySink{w: w, buf: make([]byte, dumpBuffer)} }
 
 // copySink is the Sink of a plain writer: a buffer written out when full.
 type copySink struct {
