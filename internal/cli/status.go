@@ -266,9 +266,13 @@ func printPublished(b *block, r status.Published) {
 	if which == "" {
 		which = r.Release
 	}
-	if r.Built {
+	switch {
+	case r.Yank:
+		b.line("yank", "of %s: %d objects written; last %s", which, r.Objects, r.Last.Local().Format(time.DateTime))
+		return
+	case r.Built:
 		which += " (this build)"
-	} else {
+	default:
 		which += " at " + short(r.Commit)
 	}
 	steps := "no step done"

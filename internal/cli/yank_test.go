@@ -176,6 +176,10 @@ func TestYank(t *testing.T) {
 		}
 	}
 
+	// status lists the yank in e0's journal.
+	if res := e.releng(t, nil, "status"); res.code != 0 || !strings.Contains(res.stdout, "of 1.1.0: ") {
+		t.Errorf("status after the yank: exit %d, want a yank line for 1.1.0\n%s", res.code, res.stdout)
+	}
 	// verify of the yanked version passes and says so; upload refuses it.
 	if res := e.releng(t, nil, "verify", "--environment", "e0"); res.code != 0 || !strings.Contains(res.stdout, "1.1.0 is yanked (it eats data") {
 		t.Errorf("verify of the yanked 1.1.0: exit %d, want 0 saying it is yanked\n%s%s", res.code, res.stdout, res.stderr)

@@ -77,9 +77,11 @@ type Lock struct {
 type Published struct {
 	// Release is NAME VERSION COMMIT; Built says it is the release
 	// build.json describes.
+	// (or "yank NAME VERSION" for what `releng yank` did, Yank set).
 	Release string    `json:"release"`
 	Version string    `json:"version"`
 	Commit  string    `json:"commit"`
+	Yank    bool      `json:"yank,omitempty"`
 	Built   bool      `json:"built"`
 	Steps   []string  `json:"steps_done"`
 	Objects int       `json:"objects"`
@@ -123,7 +125,10 @@ func collectEnvironment(p *project.Project, e *config.Environment, built string)
 		if pub.Steps == nil {
 			pub.Steps = []string{}
 		}
-		if f := strings.Fields(r.ID); len(f) == 3 {
+		switch f := strings.Fields(r.ID); {
+		case len(f) == 3 && f[0] == "yank":
+			pub.Version, pub.Yank = f[2], true
+		case len(f) == 3:
 			pub.Version, pub.Commit = f[1], f[2]
 		}
 		for _, sp := range r.Progress {
