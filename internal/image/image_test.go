@@ -84,13 +84,23 @@ func fileSum(t *testing.T, p string) string {
 
 // Two builds of the same closure, with GOMAXPROCS=1 and 2, in different
 // temp dirs, give the same layer digests, image digest and docker-archive
-// bytes.
+// bytes, with gzip and with zstd layers.
 func TestReproducible(t *testing.T) {
+	for _, comp := range []string{"gzip", "zstd"} {
+		t.Run(comp, func(t *testing.T) { testReproducible(t, comp) })
+	}
+}
+
+func testReproducible(t *testing.T, comp string) {
 	s := newStore(t)
 	in := lixLike(t, s, "x86_64-linux", 1)
 	// A layer big enough for several compression blocks.
 	big := s.data("big-repro", 3<<20, 99)
-	in2 := s.input("app", "x86_64-linux", append(append([]string(nil), in.Contents...), big), in.Root, func(im *config.Image) { im.NixDB = true; im.Config = in.Config })
+	in2 := s.input("app", "x86_64-linux", append(append([]string(nil), in.Contents...), big), in.Root, func(im *config.Image) {
+		im.NixDB = true
+		im.Config = in.Config
+		im.Compression = comp
+	})
 	inFile := filepath.Join(t.TempDir(), "input.json")
 	data, _ := json.Marshal(in2)
 	os.WriteFile(inFile, data, 0o644)
@@ -121,7 +131,10 @@ func TestReproducible(t *testing.T) {
 			t.Errorf("layer %d differs: %s vs %s", i, a.Layers[i].Digest, b.Layers[i].Digest)
 		}
 	}
-	if fileSum(t, a.Archive) != fileSum(t, b.Archive) {
+	if (a.Archive == "") != (comp == "zstd") {
+		t.Errorf("%s image: docker-archive %q", comp, a.Archive)
+	}
+	if a.Archive != "" && fileSum(t, a.Archive) != fileSum(t, b.Archive) {
 		t.Error("docker-archive bytes differ")
 	}
 	if fileSum(t, filepath.Join(a.Layout, "index.json")) != fileSum(t, filepath.Join(b.Layout, "index.json")) {
@@ -641,11 +654,18 @@ func TestBuiltSources(t *testing.T) {
 	}
 }
 
-// zstd images: an OCI layout with zstd layers, the same for any
-// GOMAXPROCS (TestCompressionDeterministic), and no docker-archive.
+// zstd images: an OCI layout with zstd layers (the same for any GOMAXPROCS:
+// TestReproducible), no docker-archive, and independent readers unpack
+// them: skopeo copy (from the layout, and from an oci: push destination)
+// and umoci unpack give the closure, NAR hashes compared.
 func TestZstdImage(t *testing.T) {
 	s := newStore(t)
-	in := s.input("zst", "x86_64-linux", []string{s.data("zstd-data", 200000, 8)}, "", func(im *config.Image) { im.Compression = "zstd" })
+	base := lixLike(t, s, "x86_64-linux", 2) // seed 2: checkRootfs looks for /bin/app2
+	big := s.data("zstd-data", 200000, 8)
+	in := s.input("zst", "x86_64-linux", append(append([]string(nil), base.Contents...), big), base.Root, func(im *config.Image) {
+		im.Compression = "zstd"
+		im.Config = base.Config
+	})
 	res, err := Build(context.Background(), []*Input{in}, BuildOptions{Dir: filepath.Join(t.TempDir(), "images")})
 	if err != nil {
 		t.Fatal(err)
@@ -662,5 +682,35 @@ func TestZstdImage(t *testing.T) {
 	raw := tool(t, "skopeo", "inspect", "--raw", "oci:"+r.Layout+":1.0")
 	if !strings.Contains(raw, "tar+zstd") {
 		t.Errorf("skopeo sees %s", raw)
+	}
+	work := t.TempDir()
+	dest := "oci:" + filepath.Join(work, "pushed")
+	if _, err := Push(context.Background(), []Source{{Layout: r.Layout}}, PushOptions{Dest: dest, Tags: []string{testVersion}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, src := range []string{"oci:" + r.Layout + ":1.0", dest + ":" + testVersion} {
+		copied := filepath.Join(work, fmt.Sprintf("copy%d", i))
+		tool(t, "skopeo", "copy", src, "oci:"+copied+":x")
+		if raw := tool(t, "skopeo", "inspect", "--raw", "oci:"+copied+":x"); !strings.Contains(raw, "tar+zstd") {
+			t.Errorf("skopeo copy of %s did not keep the zstd layers: %s", src, raw)
+		}
+		// umoci 0.4.7 (Debian 12) refuses zstd layers by media type; then
+		// skopeo decompresses ours into gzip layers for it.
+		bundle := filepath.Join(work, fmt.Sprintf("bundle%d", i))
+		cmd := exec.Command("umoci", "unpack", "--image", copied+":x", bundle)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if !strings.Contains(string(out), "mediatype") {
+				t.Fatalf("umoci unpack of zstd layers: %v\n%s", err, out)
+			}
+			t.Logf("this umoci does not read zstd layers (%s); unpacking skopeo's gzip copy of them", strings.TrimSpace(string(out)))
+			os.RemoveAll(bundle)
+			regz := filepath.Join(work, fmt.Sprintf("gzip%d", i))
+			tool(t, "skopeo", "copy", "--dest-compress-format", "gzip", src, "oci:"+regz+":x")
+			if raw := tool(t, "skopeo", "inspect", "--raw", "oci:"+regz+":x"); strings.Contains(raw, "tar+zstd") {
+				t.Fatalf("skopeo kept zstd layers: %s", raw)
+			}
+			tool(t, "umoci", "unpack", "--image", regz+":x", bundle)
+		}
+		checkRootfs(t, filepath.Join(bundle, "rootfs"), in)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -13,7 +15,7 @@ import (
 // directory's entries come from getdents (d_type), so no lstat is needed
 // per entry either.
 
-func openRegular(path string) (*regularFile, error) {
+func openRegular(path string) (*File, error) {
 	fd, err := open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY)
 	if err != nil {
 		return nil, err
@@ -27,9 +29,9 @@ func openRegular(path string) (*regularFile, error) {
 		syscall.Close(fd)
 		return nil, changedError(path)
 	}
-	return &regularFile{
-		size:       st.Size,
-		executable: st.Mode&0o100 != 0,
+	return &File{
+		Size: st.Size,
+		Mode: statMode(st.Mode),
 		read: func(p []byte) (int, error) {
 			for {
 				n, err := syscall.Read(fd, p)
@@ -71,14 +73,29 @@ func ignoringEINTR(f func() error) error {
 // d_off (8), d_reclen (2), d_type (1).
 const direntHeader = 19
 
-func readDir(path string) ([]dirEntry, error) {
+// statMode converts st_mode's permission and special bits.
+func statMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	if m&syscall.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&syscall.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&syscall.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+func readDir(path string) ([]DirEntry, error) {
 	fd, err := open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW)
 	if err != nil {
 		return nil, err
 	}
 	defer syscall.Close(fd)
 	buf := make([]byte, 32<<10)
-	var entries []dirEntry
+	var entries []DirEntry
 	for {
 		var n int
 		err := ignoringEINTR(func() (err error) { n, err = syscall.ReadDirent(fd, buf); return err })
@@ -102,13 +119,21 @@ func readDir(path string) ([]dirEntry, error) {
 			if string(name) == "." || string(name) == ".." {
 				continue
 			}
-			entries = append(entries, dirEntry{name: string(name), typ: typ, known: known})
+			e := DirEntry{Name: string(name), Type: typ}
+			if !known {
+				fi, err := os.Lstat(filepath.Join(path, e.Name))
+				if err != nil {
+					return nil, err
+				}
+				e.Type = fi.Mode().Type()
+			}
+			entries = append(entries, e)
 		}
 	}
 }
 
 // direntType maps d_type to fs.FileMode type bits; DT_UNKNOWN (some file
-// systems) is not known, and the entry is lstat'ed.
+// systems) is not known, and the entry is lstat'ed instead.
 func direntType(t byte) (fs.FileMode, bool) {
 	switch t {
 	case syscall.DT_REG:

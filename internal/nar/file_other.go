@@ -4,10 +4,11 @@ package nar
 
 import (
 	"io"
+	"io/fs"
 	"os"
 )
 
-func openRegular(path string) (*regularFile, error) {
+func openRegular(path string) (*File, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, err
@@ -25,9 +26,9 @@ func openRegular(path string) (*regularFile, error) {
 		f.Close()
 		return nil, changedError(path)
 	}
-	return &regularFile{
-		size:       st.Size(),
-		executable: st.Mode()&0o100 != 0,
+	return &File{
+		Size: st.Size(),
+		Mode: st.Mode() &^ fs.ModeType,
 		read: func(p []byte) (int, error) {
 			n, err := f.Read(p)
 			if err == io.EOF {
@@ -39,7 +40,7 @@ func openRegular(path string) (*regularFile, error) {
 	}, nil
 }
 
-func readDir(path string) ([]dirEntry, error) {
+func readDir(path string) ([]DirEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -49,9 +50,9 @@ func readDir(path string) ([]dirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]dirEntry, len(des))
+	entries := make([]DirEntry, len(des))
 	for i, de := range des {
-		entries[i] = dirEntry{name: de.Name(), typ: de.Type(), known: true}
+		entries[i] = DirEntry{Name: de.Name(), Type: de.Type()}
 	}
 	return entries, nil
 }

@@ -19,15 +19,18 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/releng-project/releng/internal/nar"
 )
 
 // FormatVersion changes whenever the bytes of a layer for the same input
 // change (tar layout, compression settings). Layer digest caches key on it.
-const FormatVersion = "releng-layer-1"
+const FormatVersion = "releng-layer-2"
 
 // Epoch is the mtime of every entry: 1970-01-01T00:00:01Z.
 var Epoch = time.Unix(1, 0).UTC()
@@ -80,65 +83,73 @@ func WriteStorePaths(w io.Writer, physical string, paths []string) error {
 		}
 	}
 	for _, b := range bases {
-		if err := addTree(tw, filepath.Join(physical, b), StoreDir+"/"+b); err != nil {
+		src := filepath.Join(physical, b)
+		st, err := os.Lstat(src)
+		if err != nil {
+			return fmt.Errorf("read %s for an image layer: %w", src, err)
+		}
+		if err := addTree(tw, src, StoreDir+"/"+b, st.Mode().Type()); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
 }
 
-// addTree writes src (file, directory or symlink) as entry name, and a
-// directory's entries below it, sorted by name.
-func addTree(tw *tar.Writer, src, name string) error {
-	st, err := os.Lstat(src)
-	if err != nil {
-		return fmt.Errorf("read %s for an image layer: %w", src, err)
-	}
-	switch {
-	case st.Mode().IsRegular():
-		return addFile(tw, src, name, st)
-	case st.Mode()&fs.ModeSymlink != 0:
+// addTree writes src (file, directory or symlink, as typ says) as entry
+// name, and a directory's entries below it, sorted by name. Files are read
+// as NARs are (nar.OpenFile, nar.ReadDir: plain system calls on Linux, no
+// lstat per entry).
+func addTree(tw *tar.Writer, src, name string, typ fs.FileMode) error {
+	switch typ {
+	case 0:
+		return addFile(tw, src, name)
+	case fs.ModeSymlink:
 		target, err := os.Readlink(src)
 		if err != nil {
 			return fmt.Errorf("read symlink %s: %w", src, err)
 		}
 		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: Epoch})
-	case st.IsDir():
+	case fs.ModeDir:
+		st, err := os.Lstat(src)
+		if err != nil {
+			return fmt.Errorf("read %s for an image layer: %w", src, err)
+		}
 		if err := tw.WriteHeader(dirHeader(name, tarMode(st.Mode()))); err != nil {
 			return err
 		}
-		entries, err := os.ReadDir(src) // sorted by name
+		entries, err := nar.ReadDir(src)
 		if err != nil {
 			return fmt.Errorf("read directory %s: %w", src, err)
 		}
+		slices.SortFunc(entries, func(a, b nar.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 		for _, e := range entries {
-			if err := addTree(tw, filepath.Join(src, e.Name()), name+"/"+e.Name()); err != nil {
+			if err := addTree(tw, filepath.Join(src, e.Name), name+"/"+e.Name, e.Type); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return fmt.Errorf("%s is a %s; a layer holds only files, directories and symbolic links", src, st.Mode().Type())
+	return fmt.Errorf("%s is a %s; a layer holds only files, directories and symbolic links", src, typ)
 }
 
-func addFile(tw *tar.Writer, src, name string, st fs.FileInfo) error {
-	f, err := os.Open(src)
+func addFile(tw *tar.Writer, src, name string) error {
+	f, err := nar.OpenFile(src)
 	if err != nil {
 		return fmt.Errorf("read %s for an image layer: %w", src, err)
 	}
 	defer f.Close()
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: st.Size(), Mode: tarMode(st.Mode()), ModTime: Epoch}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: f.Size, Mode: tarMode(f.Mode), ModTime: Epoch}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
 	buf := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(tw, io.LimitReader(f, st.Size()), *buf)
+	n, err := io.CopyBuffer(tw, io.LimitReader(f, f.Size), *buf)
 	copyBuffers.Put(buf)
 	if err != nil {
 		return fmt.Errorf("read %s for an image layer: %w", src, err)
 	}
-	if n != st.Size() {
-		return fmt.Errorf("%s changed size while it was read (%d bytes, then %d): store paths must not change", src, st.Size(), n)
+	if n != f.Size {
+		return fmt.Errorf("%s changed size while it was read (%d bytes, then %d): store paths must not change", src, f.Size, n)
 	}
 	return nil
 }
