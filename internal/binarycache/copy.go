@@ -392,11 +392,7 @@ func (p *pusher) copyNAR(ctx context.Context, opts CopyOptions, cp *copyPath) er
 		if err != nil {
 			return fmt.Errorf("listing of %s: %w", ni.StorePath, err)
 		}
-		enc := p.uri.bodyEncoding(p.uri.LSCompression)
-		if data, err = compressBody(enc, data); err != nil {
-			return err
-		}
-		if err := p.putSmall(ctx, ListingKey(ni.StorePath), data, contentTypeListing, enc); err != nil {
+		if err := p.putEncoded(ctx, ListingKey(ni.StorePath), data, contentTypeListing, p.uri.LSCompression); err != nil {
 			return err
 		}
 	}
@@ -433,11 +429,7 @@ func (p *pusher) copyNarInfos(ctx context.Context, keys []*nixstore.SecretKey, p
 				if err != nil {
 					return err
 				}
-				enc := p.uri.bodyEncoding(p.uri.NarinfoCompression)
-				if data, err = compressBody(enc, data); err != nil {
-					return err
-				}
-				if err := p.putSmall(gctx, NarInfoKey(ni.StorePath), data, contentTypeNarInfo, enc); err != nil {
+				if err := p.putEncoded(gctx, NarInfoKey(ni.StorePath), data, contentTypeNarInfo, p.uri.NarinfoCompression); err != nil {
 					return err
 				}
 				mu.Lock()

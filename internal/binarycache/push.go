@@ -358,6 +358,18 @@ func (p *pusher) putSmall(ctx context.Context, key string, data []byte, contentT
 	return nil
 }
 
+// putEncoded writes a narinfo or listing, compressed with method (the
+// URI's narinfo-compression or ls-compression) where the store keeps a
+// Content-Encoding (S3).
+func (p *pusher) putEncoded(ctx context.Context, key string, data []byte, contentType, method string) error {
+	enc := p.uri.bodyEncoding(method)
+	data, err := compressBody(enc, data)
+	if err != nil {
+		return err
+	}
+	return p.putSmall(ctx, key, data, contentType, enc)
+}
+
 // nixbase32 is the hash without its "sha256:" prefix.
 func nixbase32(h nixstore.Hash) string {
 	_, s, _ := strings.Cut(h.String(), ":")
@@ -466,11 +478,7 @@ func (p *pusher) publish(ctx context.Context, it *item, byPath map[string]*item)
 	if err != nil {
 		return err
 	}
-	enc := p.uri.bodyEncoding(p.uri.NarinfoCompression)
-	if data, err = compressBody(enc, data); err != nil {
-		return err
-	}
-	if err := p.putSmall(ctx, NarInfoKey(it.pi.Path), data, contentTypeNarInfo, enc); err != nil {
+	if err := p.putEncoded(ctx, NarInfoKey(it.pi.Path), data, contentTypeNarInfo, p.uri.NarinfoCompression); err != nil {
 		return err
 	}
 	// Reported before the paths that refer to it may go on, so the events
@@ -544,11 +552,7 @@ func (p *pusher) pushNAR(ctx context.Context, it *item) error {
 		if err != nil {
 			return fmt.Errorf("listing of %s: %w", pi.Path, err)
 		}
-		enc := p.uri.bodyEncoding(p.uri.LSCompression)
-		if data, err = compressBody(enc, data); err != nil {
-			return err
-		}
-		if err := p.putSmall(ctx, ListingKey(pi.Path), data, contentTypeListing, enc); err != nil {
+		if err := p.putEncoded(ctx, ListingKey(pi.Path), data, contentTypeListing, p.uri.LSCompression); err != nil {
 			return err
 		}
 	}

@@ -351,25 +351,9 @@ func (e *pubEnv) scan(t *testing.T, i int) (problems []string, seen map[string]i
 			narinfos = append(narinfos, o.Key)
 		}
 	}
-	get := func(bucket, key string) ([]byte, bool) {
-		obj, err := e.mc.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer obj.Close()
-		data, err := io.ReadAll(obj)
-		if err != nil {
-			if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-				return nil, false
-			}
-			t.Fatalf("get %s/%s: %v", bucket, key, err)
-		}
-		return data, true
-	}
 	for _, k := range narinfos {
 		seen["narinfo"]++
-		data, _ := get(cacheBucket, k)
-		ni, err := nixstore.ParseNarInfo(data, k, nixstore.DefaultStoreDir)
+		ni, err := nixstore.ParseNarInfo([]byte(e.object(t, cacheBucket, k)), k, nixstore.DefaultStoreDir)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s/%s: %v", cacheBucket, k, err))
 			continue
@@ -383,9 +367,9 @@ func (e *pubEnv) scan(t *testing.T, i int) (problems []string, seen map[string]i
 			}
 		}
 	}
-	if data, ok := get(fmt.Sprintf("rel-%d", i), "manifest.nix"); ok {
+	if data := e.object(t, fmt.Sprintf("rel-%d", i), "manifest.nix"); data != "" {
 		seen["root manifest.nix"]++
-		for _, p := range storePathRE.FindAllString(string(data), -1) {
+		for _, p := range storePathRE.FindAllString(data, -1) {
 			hash := strings.TrimPrefix(p, "/nix/store/")[:32]
 			if !has[hash+".narinfo"] {
 				problems = append(problems, fmt.Sprintf("rel-%d/manifest.nix names %s, which has no narinfo in %s", i, p, cacheBucket))
