@@ -6,6 +6,8 @@
 #                                    and nix copy --to http://HOST/BUCKET
 #   (c) second push, nothing new   vs  aws s3 sync of the unchanged directory
 #   (d) peak RSS of releng on both closures (/usr/bin/time)
+#   (e) the same as (a) with releng built with -tags czstd (libzstd through
+#       DataDog/zstd instead of klauspost/compress): CPU and bytes
 # on two closures added with nix-store --add (closures.sh): small (Go
 # toolchain + 50 doc dirs, 52 paths) and big (Go + JVM + x86_64-linux-gnu
 # libraries + 150 doc dirs, 154 paths). Every tool signs with the same key.
@@ -38,6 +40,7 @@ export NIX_CONF_DIR="$work/nixconf"
 
 echo "building releng" >&2
 go build -o "$work/releng" "$repo/cmd/releng"
+go build -tags czstd -o "$work/releng-czstd" "$repo/cmd/releng"
 if [ ! -f "$work/key.sec" ]; then
   nix-store --generate-binary-cache-key bench-1 "$work/key.sec" "$work/key.pub"
 fi
@@ -96,6 +99,11 @@ for c in "${closures[@]}"; do
     measure "$c-releng-file" "$work/releng" cache push --to "file://$reldir?compression=zstd&secret-key=$key" "$root"
     echo "$c-bytes-nix $(narbytes "$nixdir") 0 0 0" >> "$work/times"
     echo "$c-bytes-releng $(narbytes "$reldir") 0 0 0" >> "$work/times"
+    # (e) libzstd build
+    cdir=$work/cache-czstd-$c-$r
+    measure "$c-czstd-file" "$work/releng-czstd" cache push --to "file://$cdir?compression=zstd&secret-key=$key" "$root"
+    echo "$c-bytes-czstd $(narbytes "$cdir") 0 0 0" >> "$work/times"
+    rm -rf "$cdir"
     # (b) MinIO, cold
     mkbucket "sync-$c-$r"; mkbucket "http-$c-$r" public-write; mkbucket "releng-$c-$r"
     measure "$c-aws-sync" "${awsep[@]}" s3 sync --no-progress "$nixdir" "s3://sync-$c-$r"
@@ -135,7 +143,7 @@ for c in ("small", "big"):
     r = info[c]
     label = f"{c} ({r[4]} paths, {int(r[6])/1e6:.0f} MB NAR)"
     a_rel, a_nix = best(c + "-releng-file"), best(c + "-nix-file")
-    print(f"| {label} | (a) cold push to file:// vs nix copy --to file://…?compression=zstd | {a_rel:.2f} s (CPU {cpus(c + '-releng-file'):.2f}) | {a_nix:.2f} s (CPU {cpus(c + '-nix-file'):.2f}) | {a_rel/a_nix:.2f} | ≤ 0.6 |")
+    print(f"| {label} | (a) cold push to file:// vs nix copy --to file://…?compression=zstd | {a_rel:.2f} s (CPU {cpus(c + '-releng-file'):.2f}) | {a_nix:.2f} s (CPU {cpus(c + '-nix-file'):.2f}) | {a_rel/a_nix:.2f} | ≤ 0.5 |")
     b_rel, b_nix = min(t[c + "-bytes-releng"]), min(t[c + "-bytes-nix"])
     print(f"| {label} | (a) NAR bytes written | {b_rel/1e6:.1f} MB | {b_nix/1e6:.1f} MB | {b_rel/b_nix:.3f} | ≤ 1.02 |")
     route1 = min(a + b for a, b in zip(t[c + "-nix-file"], t[c + "-aws-sync"]))
@@ -147,6 +155,12 @@ for c in ("small", "big"):
     print(f"| {label} | (c) second push, nothing changed vs aws s3 sync of the unchanged dir | {again_rel:.2f} s | {again_aws:.2f} s | {again_rel/again_aws:.2f} | ≤ 0.5 |")
     peak = max(rss[c + "-releng-file"] + rss[c + "-releng-s3"])
     print(f"| {label} | (d) peak RSS of releng (file:// and MinIO pushes) | {peak/1024:.0f} MiB | | | big ≤ 200 MiB |")
+    gb = int(r[6]) / 1e9
+    print(f"| {label} | CPU-s per GB of NAR, (a) file:// push: releng / nix copy | {cpus(c + '-releng-file')/gb:.2f} | {cpus(c + '-nix-file')/gb:.2f} | {cpus(c + '-releng-file')/cpus(c + '-nix-file'):.2f} | |")
+    if c + "-czstd-file" in t:
+        cz, kz = cpus(c + "-czstd-file"), cpus(c + "-releng-file")
+        b_c = min(t[c + "-bytes-czstd"])
+        print(f"| {label} | (e) -tags czstd (libzstd) vs default (klauspost): CPU-s of (a) | {cz:.2f} ({cz/gb:.2f}/GB, {b_c/1e6:.1f} MB = {b_c/b_nix:.3f}× Nix's) | {kz:.2f} | {cz/kz:.2f} | adopt if ≤ 0.75 |")
 if "small-nix-file" in t and "big-nix-file" in t:
     ps = max(rss["small-releng-file"] + rss["small-releng-s3"]); pb = max(rss["big-releng-file"] + rss["big-releng-s3"])
     print(f"| both | (d) peak RSS big / small | {pb/1024:.0f} MiB | {ps/1024:.0f} MiB | {pb/ps:.2f} | ≤ 1.5 |")

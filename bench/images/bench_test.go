@@ -8,6 +8,7 @@ package images
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/releng-project/releng/internal/image/oci"
 	"github.com/releng-project/releng/internal/testenv"
 )
 
@@ -25,6 +27,7 @@ import (
 type measured struct {
 	wall  time.Duration
 	rssKB int64
+	cpu   time.Duration // user + system
 }
 
 // runTimed runs a command and returns its wall time and peak RSS. The
@@ -35,7 +38,7 @@ func runTimed(b *testing.B, env []string, dir, name string, args ...string) meas
 	rssFile := filepath.Join(b.TempDir(), "rss")
 	argv := append([]string{name}, args...)
 	if _, err := os.Stat("/usr/bin/time"); err == nil {
-		argv = append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, argv...)
+		argv = append([]string{"/usr/bin/time", "-f", "%M %U %S", "-o", rssFile}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -49,12 +52,17 @@ func runTimed(b *testing.B, env []string, dir, name string, args ...string) meas
 		b.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
 	var rss int64
+	var user, sys float64
 	if data, err := os.ReadFile(rssFile); err == nil {
-		fmt.Sscan(string(data), &rss)
+		fmt.Sscan(string(data), &rss, &user, &sys)
 	} else if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss
 	}
-	return measured{wall, rss}
+	cpu := time.Duration((user + sys) * float64(time.Second))
+	if cpu == 0 {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return measured{wall, rss, cpu}
 }
 
 func must(b *testing.B, env []string, name string, args ...string) string {
@@ -139,19 +147,10 @@ func BenchmarkImages(b *testing.B) {
 		}
 	}
 
-	// A project whose one image is the closure.
-	proj := filepath.Join(work, "project")
-	os.MkdirAll(proj, 0o755)
-	os.WriteFile(filepath.Join(proj, "releng.toml"), []byte(fmt.Sprintf("name = \"bench\"\n\n[[images]]\nname = \"bench\"\nsystems = [\"x86_64-linux\"]\ncontents = [%q]\n", root)), 0o644)
-	os.WriteFile(filepath.Join(proj, "version.json"), []byte("{\n    \"version\": \"1.0.0\",\n    \"official_release\": false,\n    \"release_name\": \"bench\"\n}\n"), 0o644)
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "bench"}} {
-		c := exec.Command("git", args...)
-		c.Dir = proj
-		c.Env = append(os.Environ(), testenv.GitEnv...)
-		if out, err := c.CombinedOutput(); err != nil {
-			b.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	// A project whose one image is the closure, and the same with zstd
+	// layers.
+	proj := newProject(b, filepath.Join(work, "project"), root, "gzip")
+	zproj := newProject(b, filepath.Join(work, "project-zstd"), root, "zstd")
 
 	rounds := 5
 	if s := os.Getenv("RELENG_BENCH_ROUNDS"); s != "" {
@@ -159,8 +158,11 @@ func BenchmarkImages(b *testing.B) {
 	}
 	type round struct {
 		build, push, warm, streamed time.Duration // releng
+		zbuild, zpush               time.Duration // releng, zstd layers
 		insert, copy, again         time.Duration // umoci + skopeo
+		relengCPU, umociCPU         time.Duration // of the cold build + push
 	}
+	var relengBytes, zstdBytes, umociBytes, gzip6Bytes int64
 	var rs []round
 	var peakRSS int64
 	b.ResetTimer()
@@ -179,20 +181,37 @@ func BenchmarkImages(b *testing.B) {
 		senv := append(append([]string(nil), env...), "RELENG_CACHE_DIR="+filepath.Join(work, fmt.Sprintf("stream-cache-%d", i)))
 		str := runTimed(b, senv, proj, releng, "image", "push", "--from-store", "--to", fmt.Sprintf("%s/streamed-%d", reg.Addr, i))
 		r.build, r.push, r.warm, r.streamed = bld.wall, psh.wall, warm.wall, str.wall
+		r.relengCPU = bld.cpu + psh.cpu
 		peakRSS = max(peakRSS, bld.rssKB, psh.rssKB, warm.rssKB, str.rssKB)
+		layout := filepath.Join(proj, "release", "images", "bench-x86_64-linux")
+		relengBytes = layerBytes(b, layout)
+		if i == 0 {
+			gzip6Bytes = gzip6(b, layout)
+		}
+		// zstd layers, cold, to the same registry.
+		zenv := append(append([]string(nil), env...), "RELENG_CACHE_DIR="+filepath.Join(work, fmt.Sprintf("zstd-cache-%d", i)))
+		os.RemoveAll(filepath.Join(zproj, "release"))
+		zb := runTimed(b, zenv, zproj, releng, "image", "build")
+		zp := runTimed(b, zenv, zproj, releng, "image", "push", "--to", fmt.Sprintf("%s/zstd-%d", reg.Addr, i))
+		r.zbuild, r.zpush = zb.wall, zp.wall
+		peakRSS = max(peakRSS, zb.rssKB, zp.rssKB)
+		zstdBytes = layerBytes(b, filepath.Join(zproj, "release", "images", "bench-x86_64-linux"))
 
 		// umoci + skopeo, cold: a new layout, one umoci insert per path.
-		layout := filepath.Join(work, fmt.Sprintf("umoci-%d", i))
+		layout = filepath.Join(work, fmt.Sprintf("umoci-%d", i))
 		start := time.Now()
-		runTimed(b, nil, work, "umoci", "init", "--layout", layout)
-		runTimed(b, nil, work, "umoci", "new", "--image", layout+":bench")
+		r.umociCPU = runTimed(b, nil, work, "umoci", "init", "--layout", layout).cpu
+		r.umociCPU += runTimed(b, nil, work, "umoci", "new", "--image", layout+":bench").cpu
 		for _, p := range paths {
-			runTimed(b, nil, work, "umoci", "insert", "--image", layout+":bench", p, p)
+			r.umociCPU += runTimed(b, nil, work, "umoci", "insert", "--image", layout+":bench", p, p).cpu
 		}
 		r.insert = time.Since(start)
 		sdest := fmt.Sprintf("docker://%s/umoci-%d:bench", reg.Addr, i)
-		r.copy = runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest).wall
+		cp := runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest)
+		r.copy = cp.wall
+		r.umociCPU += cp.cpu
 		r.again = runTimed(b, nil, work, "skopeo", "copy", "--dest-tls-verify=false", "oci:"+layout+":bench", sdest).wall
+		umociBytes = layerBytes(b, layout)
 		os.RemoveAll(layout)
 		rs = append(rs, r)
 	}
@@ -207,6 +226,10 @@ func BenchmarkImages(b *testing.B) {
 	relengCold, rc := pick(func(r round) time.Duration { return r.build + r.push })
 	umociCold, uc := pick(func(r round) time.Duration { return r.insert + r.copy })
 	streamed, _ := pick(func(r round) time.Duration { return r.streamed })
+	zstdCold, zc := pick(func(r round) time.Duration { return r.zbuild + r.zpush })
+	relengCPU, _ := pick(func(r round) time.Duration { return r.relengCPU })
+	umociCPU, _ := pick(func(r round) time.Duration { return r.umociCPU })
+	zstdRatio := zstdCold.Seconds() / umociCold.Seconds()
 	relengWarm, _ := pick(func(r round) time.Duration { return r.warm })
 	skopeoWarm, _ := pick(func(r round) time.Duration { return r.again })
 	coldRatio := relengCold.Seconds() / umociCold.Seconds()
@@ -224,6 +247,7 @@ func BenchmarkImages(b *testing.B) {
 	b.ReportMetric(skopeoWarm.Seconds(), "skopeo-unchanged-s")
 	b.ReportMetric(warmRatio, "unchanged-ratio")
 	b.ReportMetric(float64(peakRSS)/1024, "peak-rss-MB")
+	b.ReportMetric(float64(relengBytes)/float64(gzip6Bytes), "gzip-bytes/gzip-6")
 
 	verdict := func(ok bool) string {
 		if ok {
@@ -235,24 +259,125 @@ func BenchmarkImages(b *testing.B) {
 
 | step | releng | umoci + skopeo | ratio | target |
 |---|---|---|---|---|
-| cold build + push | %.2f s (image build %.2f s + image push %.2f s) | %.2f s (umoci init/new/insert ×%d %.2f s + skopeo copy %.2f s) | %.2f | ≤ 0.5 (%s) |
+| cold build + push (gzip layers) | %.2f s (image build %.2f s + image push %.2f s) | %.2f s (umoci init/new/insert ×%d %.2f s + skopeo copy %.2f s) | %.2f | ≤ 0.35 (%s) |
 | cold build + push in one pass (image push --from-store) | %.2f s | same | %.2f | |
+| cold build + push, zstd layers | %.2f s (image build %.2f s + image push %.2f s) | same | %.2f | |
 | push, nothing changed | %.3f s | %.3f s (skopeo copy) | %.2f | ≤ 0.5 (%s) |
+| CPU seconds (user+sys) of the cold build + push (not the registry's) | %.2f | %.2f | %.2f | |
 | peak RSS (releng) | %.0f MB | | | ≤ 200 MB (%s) |
+
+| layer bytes | releng | reference | ratio | target |
+|---|---|---|---|---|
+| gzip layers vs the same tars through `+"`gzip -6 -n`"+` | %.1f MB | %.1f MB | %.3f | ≤ 1.02 (%s) |
+| umoci's gzip layers vs `+"`gzip -6 -n`"+` | %.1f MB | %.1f MB | %.3f | |
+| zstd layers vs `+"`gzip -6 -n`"+` | %.1f MB | %.1f MB | %.3f | |
 
 Cold ratio per round: %s.
 `, len(paths), float64(narSize)/1e6, rounds,
 		relengCold.Seconds(), rc.build.Seconds(), rc.push.Seconds(),
-		umociCold.Seconds(), len(paths), uc.insert.Seconds(), uc.copy.Seconds(), coldRatio, verdict(coldRatio <= 0.5),
+		umociCold.Seconds(), len(paths), uc.insert.Seconds(), uc.copy.Seconds(), coldRatio, verdict(coldRatio <= 0.35),
 		streamed.Seconds(), streamRatio,
+		zstdCold.Seconds(), zc.zbuild.Seconds(), zc.zpush.Seconds(), zstdRatio,
 		relengWarm.Seconds(), skopeoWarm.Seconds(), warmRatio, verdict(warmRatio <= 0.5),
-		float64(peakRSS)/1024, verdict(peakRSS <= 200*1024), strings.Join(perRound, ", "))
+		relengCPU.Seconds(), umociCPU.Seconds(), relengCPU.Seconds()/umociCPU.Seconds(),
+		float64(peakRSS)/1024, verdict(peakRSS <= 200*1024),
+		float64(relengBytes)/1e6, float64(gzip6Bytes)/1e6, float64(relengBytes)/float64(gzip6Bytes), verdict(float64(relengBytes) <= 1.02*float64(gzip6Bytes)),
+		float64(umociBytes)/1e6, float64(gzip6Bytes)/1e6, float64(umociBytes)/float64(gzip6Bytes),
+		float64(zstdBytes)/1e6, float64(gzip6Bytes)/1e6, float64(zstdBytes)/float64(gzip6Bytes),
+		strings.Join(perRound, ", "))
 	fmt.Print(report)
 	if out := os.Getenv("RELENG_BENCH_REPORT"); out != "" {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// newProject writes a project whose one image is the closure of root,
+// with layers compressed as compression says, and commits it.
+func newProject(b *testing.B, dir, root, compression string) string {
+	b.Helper()
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "releng.toml"), []byte(fmt.Sprintf("name = \"bench\"\n\n[[images]]\nname = \"bench\"\nsystems = [\"x86_64-linux\"]\ncontents = [%q]\ncompression = %q\n", root, compression)), 0o644)
+	os.WriteFile(filepath.Join(dir, "version.json"), []byte("{\n    \"version\": \"1.0.0\",\n    \"official_release\": false,\n    \"release_name\": \"bench\"\n}\n"), 0o644)
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "bench"}} {
+		c := exec.Command("git", args...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), testenv.GitEnv...)
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+// layerDescs are the layers of the one image of an OCI layout.
+func layerDescs(b *testing.B, layout string) []oci.Descriptor {
+	b.Helper()
+	var idx oci.Index
+	readJSON(b, filepath.Join(layout, "index.json"), &idx)
+	var man oci.Manifest
+	readJSON(b, filepath.Join(layout, "blobs", "sha256", oci.Hex(idx.Manifests[0].Digest)), &man)
+	return man.Layers
+}
+
+func readJSON(b *testing.B, path string, v any) {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, v)
+	}
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+}
+
+// layerBytes is the size of the layers of the image in an OCI layout.
+func layerBytes(b *testing.B, layout string) int64 {
+	var n int64
+	for _, l := range layerDescs(b, layout) {
+		n += l.Size
+	}
+	return n
+}
+
+// gzip6 is what `+"`gzip -6 -n`"+` makes of the same layer tars: each gzip
+// layer of the layout decompressed and compressed again.
+func gzip6(b *testing.B, layout string) int64 {
+	b.Helper()
+	testenv.LookPath(b, "gzip", "apt-get install -y gzip")
+	var n int64
+	for _, l := range layerDescs(b, layout) {
+		blob := filepath.Join(layout, "blobs", "sha256", oci.Hex(l.Digest))
+		dec := exec.Command("gzip", "-dc", blob)
+		enc := exec.Command("gzip", "-6", "-n", "-c")
+		pipe, err := dec.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc.Stdin = pipe
+		var out countWriter
+		enc.Stdout = &out
+		if err := dec.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if err := enc.Run(); err != nil {
+			b.Fatalf("gzip -6 of %s: %v", blob, err)
+		}
+		if err := dec.Wait(); err != nil {
+			b.Fatalf("gzip -d of %s: %v", blob, err)
+		}
+		n += int64(out)
+	}
+	return n
+}
+
+// countWriter counts what is written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }
 
 // repoRoot is the module root (two levels up from this package).

@@ -17,14 +17,15 @@ ver() { "$@" 2>/dev/null | head -n1 || echo unknown; }
   echo
   echo "Command: \`bench/images/run.sh\` (runs \`go test ./bench/images -run '^\$' -bench BenchmarkImages -benchtime 1x\`)."
   echo "releng: \`releng image build\`, then \`releng image push --to 127.0.0.1:PORT/repo\`, with an empty layer cache and an empty repository;"
+  echo "CPU seconds (user+sys, /usr/bin/time) are those of releng's and of umoci's and skopeo's processes, medians; other work on the machine changes them less than wall times;"
   echo "then the same push again (nothing changed). Baseline: \`umoci init\` + \`umoci new\` + one \`umoci insert\` per store path,"
   echo "then \`skopeo copy oci:… docker://…\`, then the same copy again. Also \`releng image push --from-store\` (build and push in one pass,"
   echo "layers streamed from the store, no intermediate file). Same closure, a fresh local docker-registry per round, page cache warm."
   echo
   cat "$report"
   echo
-  echo "Layers are gzip level 2 (docs/DECISIONS.md). With level 6, which makes the layers of this closure 9% smaller"
-  echo "(72.6 MB instead of 79.9 MB), \`image build\` took 1.2 s instead of 0.8 s and the cold ratio was about 0.65 on this machine."
+  echo "Layers are gzip, deflate level 7 of klauspost/compress (docs/DECISIONS.md: the fastest level within 1.02× of gzip -6's bytes);"
+  echo "the zstd row is the same image with \`compression = \"zstd\"\` (an OCI image; the registry is the same docker-registry)."
   echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2/1e6}' /proc/meminfo) RAM, Linux $(uname -r)."
   echo "Tools: $(ver go version); $(ver nix --version); $(ver umoci --version); $(ver skopeo --version); docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null || echo unknown)."
   echo "Load average before the run: $load_before (other jobs on the machine slow both sides; the ratios are per round, side by side)."
