@@ -17,10 +17,11 @@ ver() { "$@" 2>/dev/null | head -n1 || echo unknown; }
   echo
   echo "Command: \`bench/images/run.sh\` (runs \`go test ./bench/images -run '^\$' -bench BenchmarkImages -benchtime 1x\`)."
   echo "releng: \`releng image build\`, then \`releng image push --to 127.0.0.1:PORT/repo\`, with an empty layer cache and an empty repository;"
-  echo "CPU seconds (user+sys, /usr/bin/time) are those of releng's and of umoci's and skopeo's processes, medians; other work on the machine changes them less than wall times;"
   echo "then the same push again (nothing changed). Baseline: \`umoci init\` + \`umoci new\` + one \`umoci insert\` per store path,"
   echo "then \`skopeo copy oci:… docker://…\`, then the same copy again. Also \`releng image push --from-store\` (build and push in one pass,"
   echo "layers streamed from the store, no intermediate file). Same closure, a fresh local docker-registry per round, page cache warm."
+  echo "CPU seconds (user+sys, /usr/bin/time) are those of releng's processes and of umoci's and skopeo's (not the registry's), medians:"
+  echo "other work on the machine changes them less than wall times."
   echo
   cat "$report"
   echo
