@@ -239,3 +239,55 @@ func keysOf(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestPromoteResumesLargeObject: a promote killed with SIGKILL while a
+// large object of the version directory goes up in parts resumes it: the
+// re-run sends only the parts e1 had not stored, and e1 verifies.
+func TestPromoteResumesLargeObject(t *testing.T) {
+	const mib = 160
+	e := newPubEnv(t, 2)
+	e.addBigFile(t, mib)
+	if res := e.upload(t, "e0", nil); res.code != 0 {
+		t.Fatalf("upload e0: exit %d\n%s", res.code, res.stderr)
+	}
+	isPart := func(ev proxyEvent) bool {
+		return ev.At == "body" && strings.HasPrefix(ev.R.URL.Path, "/rel-1/") && strings.Contains(ev.R.URL.RawQuery, "partNumber=")
+	}
+	var proc atomic.Pointer[os.Process]
+	var sent atomic.Int64
+	var killed atomic.Bool
+	e.s3.setTrigger(func(ev proxyEvent) {
+		if isPart(ev) && sent.Add(ev.Delta) >= 100<<20 {
+			if p := proc.Load(); p != nil && killed.CompareAndSwap(false, true) {
+				p.Signal(syscall.SIGKILL)
+			}
+		}
+	})
+	res := e.releng(t, func(p *os.Process) { proc.Store(p) }, "promote", "--from", "e0", "--to", "e1", "--noconfirm")
+	e.s3.setTrigger(nil)
+	e.s3.quiesce(t)
+	if !killed.Load() || res.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("promote was not killed in the big file's parts (exit %d, %d part bytes)\n%s", res.code, sent.Load(), res.stderr)
+	}
+	var resent atomic.Int64
+	e.s3.setTrigger(func(ev proxyEvent) {
+		if isPart(ev) {
+			resent.Add(ev.Delta)
+		}
+	})
+	res = e.releng(t, nil, "promote", "--from", "e0", "--to", "e1", "--noconfirm")
+	e.s3.setTrigger(nil)
+	if res.code != 0 {
+		t.Fatalf("promote after the kill: exit %d\n%s", res.code, res.stderr)
+	}
+	t.Logf("killed after %d MiB of parts; the re-run sent %d MiB of parts of the %d MiB file", sent.Load()>>20, resent.Load()>>20, mib)
+	if r := resent.Load(); r <= 0 || r > mib<<20*3/4 {
+		t.Errorf("the re-run sent %d bytes of parts: want some, and at most 3/4 of the %d MiB file (it resumes)", r, mib)
+	}
+	if got, want := e.bucketContents(t, "rel-1")[e.bigKey], e.bucketContents(t, "rel-0")[e.bigKey]; got != want {
+		t.Errorf("rel-1/%s: sha256 %s, rel-0 has %s", e.bigKey, got, want)
+	}
+	if res := e.releng(t, nil, "verify", "--environment", "e1"); res.code != 0 {
+		t.Fatalf("verify e1: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -244,13 +244,13 @@ func (r *run) putFile(ctx context.Context, step string, b bucket.Bucket, o plan.
 		return false, err
 	}
 	popts := bucket.PutOptions{ContentType: contentType(o.Key), SHA256: sum}
-	if _, signed := r.bodies[url]; r.from != nil && !signed {
+	if _, signed := r.bodies[url]; r.from != nil && !signed && o.Size < resumableThreshold {
 		if err := r.copyObject(ctx, step, b, o, popts); err != nil {
 			return false, err
 		}
 		return true, r.j.Append(entry)
 	}
-	fh, err := r.openSource(o, url)
+	fh, err := r.openSource(ctx, step, o, url)
 	if err != nil {
 		return false, err
 	}

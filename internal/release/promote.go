@@ -2,9 +2,12 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -296,6 +299,45 @@ func (r *run) copyObject(ctx context.Context, stage string, b bucket.Bucket, o p
 		return fmt.Errorf("copy %s to %s: %w", bucket.ObjectURL(src, key), bucket.ObjectURL(b, o.Key), err)
 	}
 	return nil
+}
+
+// spool copies a large object of the source environment into an
+// unlinked temporary file of the releng cache directory (nothing is left
+// behind, even by kill -9), its size and SHA-256 checked, for a resumable
+// upload to read.
+func (r *run) spool(ctx context.Context, stage string, o plan.Object) (*os.File, error) {
+	src, key, err := r.sourceObject(stage, o.Key)
+	if err != nil {
+		return nil, err
+	}
+	dir := r.rc.Cache()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, ".releng-spool-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	rc, err := src.Get(ctx, key)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, o.Size+1))
+	if err == nil && (n != o.Size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != o.Digest) {
+		err = fmt.Errorf("%s has %d bytes with sha256 %x, build.json says %d and %s", bucket.ObjectURL(src, key), n, h.Sum(nil), o.Size, o.Digest)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // checkSource checks, before anything is sent, that the source holds

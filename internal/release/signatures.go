@@ -228,10 +228,16 @@ type memSource struct{ *bytes.Reader }
 
 func (memSource) Close() error { return nil }
 
-// openSource opens what putFile sends for the object at url.
-func (r *run) openSource(o plan.Object, url string) (source, error) {
+// openSource opens what putFile sends for the object at url: a body made
+// in memory (a signature), the source environment's object (promote: a
+// large one through a spool file, so that its upload resumes part-wise
+// like upload's), or the file of release/.
+func (r *run) openSource(ctx context.Context, step string, o plan.Object, url string) (source, error) {
 	if body, ok := r.bodies[url]; ok {
 		return memSource{bytes.NewReader(body)}, nil
+	}
+	if r.from != nil {
+		return r.spool(ctx, step, o)
 	}
 	return os.Open(o.Source)
 }
