@@ -272,12 +272,11 @@ func (r *run) sourceObject(stage, key string) (bucket.Bucket, string, error) {
 	case "releases":
 		b = r.from.Releases
 	case "manifest":
-		b, key = r.from.Releases, strings.TrimPrefix(r.rec.VersionDir, "artifacts/")+"/manifest.nix"
+		b, key = r.from.Releases, VersionManifestKey(r.rec.Name, r.rec.Version)
 	case "docs":
 		b = r.from.Docs
-		stable := "manual/" + r.rec.Name + "/stable/"
-		if rest, ok := strings.CutPrefix(key, stable); ok {
-			key = "manual/" + r.rec.Name + "/" + r.rec.Major + "/" + rest
+		if rest, ok := strings.CutPrefix(key, manualPrefix(r.rec.Name, "stable")); ok {
+			key = manualPrefix(r.rec.Name, r.rec.Major) + rest
 		}
 	}
 	if b == nil {

@@ -17,14 +17,18 @@ func (docsStage) Name() string { return "docs" }
 // on a maintenance branch), manual/NAME/nightly/ otherwise.
 func DocsPrefixes(name, major string, official, stable bool) []string {
 	if !official {
-		return []string{"manual/" + name + "/nightly/"}
+		return []string{manualPrefix(name, "nightly")}
 	}
-	prefixes := []string{"manual/" + name + "/" + major + "/"}
+	prefixes := []string{manualPrefix(name, major)}
 	if stable {
-		prefixes = append(prefixes, "manual/"+name+"/stable/")
+		prefixes = append(prefixes, manualPrefix(name, "stable"))
 	}
 	return prefixes
 }
+
+// manualPrefix is where the docs bucket holds a manual: manual/NAME/WHICH/,
+// WHICH being a major, "nightly" or "stable" — the one place it is spelled.
+func manualPrefix(name, which string) string { return "manual/" + name + "/" + which + "/" }
 
 // Plan mirrors each prefix exactly: one listing per prefix says what is
 // there; what is no longer in the manual is deleted.

@@ -83,6 +83,7 @@ type yankRun struct {
 	key       *signing.PrivateKey
 	j         *journal.Journal
 	manifests map[string][]byte            // the manifest.nix of each version read
+	root      []byte                       // the root manifest.nix (empty: none; nil: not read yet)
 	bodies    map[string][]byte            // what a step writes, by key
 	sources   map[string]bucket.ObjectInfo // the docs object each stable key is copied from
 }
@@ -288,7 +289,7 @@ func (y *yankRun) decide(ctx context.Context, rep *YankReport) error {
 	}
 	// The stable manual.
 	if y.t.Docs != nil {
-		stable := "manual/" + y.name + "/stable/"
+		stable := manualPrefix(y.name, "stable")
 		if names, err := y.docsName(ctx, stable, major); err != nil {
 			return err
 		} else if names {
@@ -321,14 +322,23 @@ func (y *yankRun) manifestOf(ctx context.Context, ver string) ([]byte, error) {
 	return b, err
 }
 
-// manifestNames reports whether the root manifest.nix is ver's.
+// manifestNames reports whether the root manifest.nix is ver's. The root
+// manifest.nix is read once per run: nothing moves it while the run holds
+// the environment's lock, before its steps run.
 func (y *yankRun) manifestNames(ctx context.Context, ver string) (bool, error) {
-	root, err := binarycache.FetchBody(ctx, y.t.Releases, "manifest.nix", fsutil.MaxManifestNix)
-	if errors.Is(err, bucket.ErrNotFound) {
-		return false, nil
-	} else if err != nil {
-		return false, err
+	if y.root == nil {
+		root, err := binarycache.FetchBody(ctx, y.t.Releases, "manifest.nix", fsutil.MaxManifestNix)
+		if errors.Is(err, bucket.ErrNotFound) {
+			root = []byte{}
+		} else if err != nil {
+			return false, err
+		}
+		y.root = root
 	}
+	if len(y.root) == 0 {
+		return false, nil
+	}
+	root := y.root
 	mine, err := y.manifestOf(ctx, ver)
 	if err != nil {
 		return false, err
@@ -421,7 +431,7 @@ func (y *yankRun) docsName(ctx context.Context, prefix, major string) (bool, err
 	if err != nil {
 		return false, err
 	}
-	b, err := y.listing(ctx, "manual/"+y.name+"/"+major+"/")
+	b, err := y.listing(ctx, manualPrefix(y.name, major))
 	if err != nil {
 		return false, err
 	}
@@ -579,7 +589,7 @@ func (y *yankRun) planMove(ctx context.Context, pl *plan.Plan, m Move) error {
 		b := y.t.Docs
 		pl.Dest = b.String()
 		major, _ := version.Major(to)
-		src := "manual/" + y.name + "/" + major + "/"
+		src := manualPrefix(y.name, major)
 		want, err := y.listing(ctx, src)
 		if err != nil {
 			return err
