@@ -661,7 +661,10 @@ func TestBuiltSources(t *testing.T) {
 func TestZstdImage(t *testing.T) {
 	s := newStore(t)
 	base := lixLike(t, s, "x86_64-linux", 2) // seed 2: checkRootfs looks for /bin/app2
-	big := s.data("zstd-data", 200000, 8)
+	// 12 MiB of text: its layer is several independent zstd frames
+	// (layer.zstdFrame of input each), which skopeo must read as one
+	// stream for checkRootfs to find the NAR hashes of the store.
+	big := s.data("zstd-data", 12<<20, 8)
 	in := s.input("zst", "x86_64-linux", append(append([]string(nil), base.Contents...), big), base.Root, func(im *config.Image) {
 		im.Compression = "zstd"
 		im.Config = base.Config

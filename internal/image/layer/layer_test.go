@@ -258,7 +258,8 @@ func compress(t *testing.T, c Compression, data []byte, procs int) []byte {
 
 func TestCompressionDeterministic(t *testing.T) {
 	for _, c := range []Compression{Gzip, Zstd} {
-		for _, n := range []int{0, 1, gzipBlock - 1, gzipBlock, gzipBlock + 1, 5*gzipBlock + 12345} {
+		bs := map[Compression]int{Gzip: gzipBlock, Zstd: zstdFrame}[c]
+		for _, n := range []int{0, 1, bs - 1, bs, bs + 1, 2 * bs, 3*bs + 12345} {
 			t.Run(fmt.Sprintf("%s/%d", c, n), func(t *testing.T) {
 				data := testData(n)
 				one := compress(t, c, data, 1)
@@ -280,6 +281,11 @@ func TestCompressionDeterministic(t *testing.T) {
 					zr.Multistream(false)
 					got, err = io.ReadAll(zr)
 				case Zstd:
+					// Independent frames, one per zstdFrame of input (one
+					// empty frame for no input).
+					if frames, want := countZstdFrames(t, one), max(1, (n+zstdFrame-1)/zstdFrame); frames != want {
+						t.Errorf("%d frames, want %d", frames, want)
+					}
 					zr, zerr := zstd.NewReader(bytes.NewReader(one))
 					if zerr != nil {
 						t.Fatal(zerr)
@@ -296,6 +302,47 @@ func TestCompressionDeterministic(t *testing.T) {
 			})
 		}
 	}
+}
+
+// countZstdFrames walks the frames of a zstd stream and counts them.
+func countZstdFrames(t *testing.T, b []byte) int {
+	t.Helper()
+	var h zstd.Header
+	n := 0
+	for len(b) > 0 {
+		if err := h.Decode(b); err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		b = b[frameSize(t, b, h.HeaderSize, h.HasCheckSum):]
+		n++
+	}
+	return n
+}
+
+// frameSize is the size of the frame at the start of b: its header, its
+// blocks (3-byte headers: last flag, type, size) and its checksum.
+func frameSize(t *testing.T, b []byte, header int, checksum bool) int {
+	t.Helper()
+	off := header
+	for {
+		if off+3 > len(b) {
+			t.Fatal("truncated block header")
+		}
+		bh := uint32(b[off]) | uint32(b[off+1])<<8 | uint32(b[off+2])<<16
+		last, typ, size := bh&1 == 1, (bh>>1)&3, int(bh>>3)
+		off += 3
+		if typ == 1 { // RLE: one byte
+			size = 1
+		}
+		off += size
+		if last {
+			break
+		}
+	}
+	if checksum {
+		off += 4
+	}
+	return off
 }
 
 func TestCompressionValidate(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 
 // FormatVersion changes whenever the bytes of a layer for the same input
 // change (tar layout, compression settings). Layer digest caches key on it.
-const FormatVersion = "releng-layer-2"
+const FormatVersion = "releng-layer-3"
 
 // Epoch is the mtime of every entry: 1970-01-01T00:00:01Z.
 var Epoch = time.Unix(1, 0).UTC()
