@@ -44,9 +44,12 @@ const (
 	zstdFrame = 4 << 20
 )
 
-// inFlight bounds the blocks one writer holds at a time (their memory,
-// not their bytes).
-const inFlight = 6
+// heldBytes bounds the input one writer holds in blocks at a time (its
+// memory, not its bytes): 6 gzip blocks, 3 zstd frames (at least 3, so
+// that two cores compress while one block fills).
+const heldBytes = 6 << 20
+
+func (c blockCodec) inFlight() int { return max(3, heldBytes/c.size) }
 
 // MediaType is the OCI media type of a layer with this compression.
 func (c Compression) MediaType() string {
@@ -161,7 +164,8 @@ type blockCodec struct {
 // deterministically: block boundaries are fixed by the codec, each block
 // is compressed alone (with the previous block's last bytes as dictionary
 // where the codec carries one), so the bytes depend on the input and the
-// codec alone. At most inFlight blocks, recycled, are held at a time.
+// codec alone. At most the codec's inFlight blocks, recycled, are held at a
+// time.
 type blockWriter struct {
 	codec blockCodec
 	cur   *block
@@ -187,7 +191,8 @@ type block struct {
 }
 
 func newBlockWriter(w io.Writer, c blockCodec) *blockWriter {
-	g := &blockWriter{codec: c, out: w, free: make(chan *block, inFlight), queue: make(chan *block, inFlight), done: make(chan struct{})}
+	n := c.inFlight()
+	g := &blockWriter{codec: c, out: w, free: make(chan *block, n), queue: make(chan *block, n), done: make(chan struct{})}
 	g.cur = g.block()
 	go g.writeLoop()
 	return g
@@ -251,10 +256,10 @@ func newZstd(w io.Writer) *blockWriter {
 }
 
 // block returns an empty block, waiting for one to be written out when
-// inFlight are in use.
+// the codec's inFlight are in use.
 func (g *blockWriter) block() *block {
 	var b *block
-	if g.blocks < inFlight {
+	if g.blocks < g.codec.inFlight() {
 		select {
 		case b = <-g.free:
 		default:
