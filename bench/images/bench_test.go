@@ -161,6 +161,7 @@ func BenchmarkImages(b *testing.B) {
 		zbuild, zpush               time.Duration // releng, zstd layers
 		insert, copy, again         time.Duration // umoci + skopeo
 		relengCPU, umociCPU         time.Duration // of the cold build + push
+		zstdCPU                     time.Duration // of the cold build + push, zstd layers
 	}
 	var relengBytes, zstdBytes, umociBytes, gzip6Bytes int64
 	var rs []round
@@ -194,6 +195,7 @@ func BenchmarkImages(b *testing.B) {
 		zb := runTimed(b, zenv, zproj, releng, "image", "build")
 		zp := runTimed(b, zenv, zproj, releng, "image", "push", "--to", fmt.Sprintf("%s/zstd-%d", reg.Addr, i))
 		r.zbuild, r.zpush = zb.wall, zp.wall
+		r.zstdCPU = zb.cpu + zp.cpu
 		peakRSS = max(peakRSS, zb.rssKB, zp.rssKB)
 		zstdBytes = layerBytes(b, filepath.Join(zproj, "release", "images", "bench-x86_64-linux"))
 
@@ -235,9 +237,11 @@ func BenchmarkImages(b *testing.B) {
 	coldRatio := relengCold.Seconds() / umociCold.Seconds()
 	streamRatio := streamed.Seconds() / umociCold.Seconds()
 	warmRatio := relengWarm.Seconds() / skopeoWarm.Seconds()
-	var perRound []string
+	zstdCPU, _ := pick(func(r round) time.Duration { return r.zstdCPU })
+	var perRound, zstdPerRound []string
 	for _, r := range rs {
 		perRound = append(perRound, fmt.Sprintf("%.2f", (r.build+r.push).Seconds()/(r.insert+r.copy).Seconds()))
+		zstdPerRound = append(zstdPerRound, fmt.Sprintf("%.2f", (r.zbuild+r.zpush).Seconds()/(r.insert+r.copy).Seconds()))
 	}
 	b.ReportMetric(relengCold.Seconds(), "releng-cold-s")
 	b.ReportMetric(umociCold.Seconds(), "umoci+skopeo-cold-s")
@@ -264,6 +268,7 @@ func BenchmarkImages(b *testing.B) {
 | cold build + push, zstd layers | %.2f s (image build %.2f s + image push %.2f s) | same | %.2f | |
 | push, nothing changed | %.3f s | %.3f s (skopeo copy) | %.2f | ≤ 0.5 (%s) |
 | CPU seconds (user+sys) of the cold build + push (not the registry's) | %.2f | %.2f | %.2f | |
+| the same, zstd layers | %.2f | %.2f | %.2f | |
 | peak RSS (releng) | %.0f MB | | | ≤ 200 MB (%s) |
 
 | layer bytes | releng | reference | ratio | target |
@@ -272,7 +277,7 @@ func BenchmarkImages(b *testing.B) {
 | umoci's gzip layers vs `+"`gzip -6 -n`"+` | %.1f MB | %.1f MB | %.3f | |
 | zstd layers vs `+"`gzip -6 -n`"+` | %.1f MB | %.1f MB | %.3f | |
 
-Cold ratio per round: %s.
+Cold ratio per round: %s (gzip layers); %s (zstd layers).
 `, len(paths), float64(narSize)/1e6, rounds,
 		relengCold.Seconds(), rc.build.Seconds(), rc.push.Seconds(),
 		umociCold.Seconds(), len(paths), uc.insert.Seconds(), uc.copy.Seconds(), coldRatio, verdict(coldRatio <= 0.35),
@@ -280,11 +285,12 @@ Cold ratio per round: %s.
 		zstdCold.Seconds(), zc.zbuild.Seconds(), zc.zpush.Seconds(), zstdRatio,
 		relengWarm.Seconds(), skopeoWarm.Seconds(), warmRatio, verdict(warmRatio <= 0.5),
 		relengCPU.Seconds(), umociCPU.Seconds(), relengCPU.Seconds()/umociCPU.Seconds(),
+		zstdCPU.Seconds(), umociCPU.Seconds(), zstdCPU.Seconds()/umociCPU.Seconds(),
 		float64(peakRSS)/1024, verdict(peakRSS <= 200*1024),
 		float64(relengBytes)/1e6, float64(gzip6Bytes)/1e6, float64(relengBytes)/float64(gzip6Bytes), verdict(float64(relengBytes) <= 1.02*float64(gzip6Bytes)),
 		float64(umociBytes)/1e6, float64(gzip6Bytes)/1e6, float64(umociBytes)/float64(gzip6Bytes),
 		float64(zstdBytes)/1e6, float64(gzip6Bytes)/1e6, float64(zstdBytes)/float64(gzip6Bytes),
-		strings.Join(perRound, ", "))
+		strings.Join(perRound, ", "), strings.Join(zstdPerRound, ", "))
 	fmt.Print(report)
 	if out := os.Getenv("RELENG_BENCH_REPORT"); out != "" {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
