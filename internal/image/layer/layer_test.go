@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -301,6 +302,34 @@ func TestCompressionDeterministic(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCompressionReusedBlocks: a writer given the blocks a previous one
+// used (holding its input, dictionary and output) writes what a writer
+// with new blocks writes.
+func TestCompressionReusedBlocks(t *testing.T) {
+	for _, c := range []Compression{Gzip, Zstd} {
+		t.Run(string(c), func(t *testing.T) {
+			bs := map[Compression]int{Gzip: gzipBlock, Zstd: zstdFrame}[c]
+			small := testData(bs/2 + 777)
+			blocks.Clear()
+			fresh := compress(t, c, small, 2)
+			// Fill the pool with blocks full of other data, several at once.
+			other := bytes.Repeat([]byte("another layer, other bytes "), 3*bs/27+1000)
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() {
+					if _, err := Compress(io.Discard, c, bytes.NewReader(other)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if reused := compress(t, c, small, 2); !bytes.Equal(fresh, reused) {
+				t.Fatalf("reused blocks changed the output: %d vs %d bytes", len(fresh), len(reused))
+			}
+		})
 	}
 }
 
