@@ -1,10 +1,11 @@
-//go:build !czstd || !cgo
+//go:build !cgo || gozstd
 
 package binarycache
 
 import "github.com/klauspost/compress/zstd"
 
-// frameEncoder compresses whole frames; one per worker.
+// frameEncoder compresses whole frames with klauspost/compress (builds
+// without cgo, or with -tags gozstd); one per worker.
 type frameEncoder struct{ enc *zstd.Encoder }
 
 // newFrameEncoder returns an encoder at the Nix/zstd level (-1: the
