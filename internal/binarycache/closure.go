@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/releng-project/releng/internal/closure/nixdb"
 	"github.com/releng-project/releng/internal/nixstore"
 )
 
@@ -25,7 +26,9 @@ type Source struct {
 
 // LoadClosure returns the path information of the closure of roots (store
 // paths, or symbolic links to them such as ./result). With a closure file
-// and no roots, it is every path of the file.
+// and no roots, it is every path of the file. The local store's closures
+// are read from Nix's database (nixdb) when it can, and asked of `nix
+// path-info` otherwise.
 func LoadClosure(ctx context.Context, src Source, roots []string) ([]nixstore.PathInfo, error) {
 	storeDir := src.StoreDir
 	if storeDir == "" {
@@ -54,6 +57,11 @@ func LoadClosure(ctx context.Context, src Source, roots []string) ([]nixstore.Pa
 	}
 	if len(paths) == 0 {
 		return nil, errors.New("no store paths given")
+	}
+	if storeDir == nixstore.DefaultStoreDir && src.Nix.Store == "" && localDB(src.Nix.Env) && dbMeans(src.Nix.Derivation, paths) {
+		if infos, err := fromNixDB(storeDir, src.Nix.Env, paths); err == nil {
+			return infos, nil
+		}
 	}
 	n := src.Nix
 	n.StoreDir = storeDir
@@ -129,4 +137,55 @@ func Closure(infos []nixstore.PathInfo, roots []nixstore.StorePath, source strin
 		}
 	}
 	return out, nil
+}
+
+// dbMeans says whether the database's closure of roots is what Nix
+// would give: the database has a path's own closure, which for a .drv is
+// what `nix path-info --derivation` means (the derivations and sources),
+// while a newer Nix without the flag reads a .drv as its outputs, and
+// with it reads an output as its deriver. So roots all .drv with the
+// flag, or none without it; anything else goes to Nix.
+func dbMeans(derivation bool, roots []nixstore.StorePath) bool {
+	drvs := 0
+	for _, r := range roots {
+		if strings.HasSuffix(r.Name, ".drv") {
+			drvs++
+		}
+	}
+	if derivation {
+		return drvs == len(roots)
+	}
+	return drvs == 0
+}
+
+// localDB says whether Nix's database can be read directly rather than
+// through `nix path-info`: the store is the local one (NIX_REMOTE unset,
+// local, daemon or auto, in the environment or in env, which Nix would
+// be run with).
+func localDB(env []string) bool {
+	remote := os.Getenv("NIX_REMOTE")
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "NIX_REMOTE="); ok {
+			remote = v
+		}
+	}
+	switch remote {
+	case "", "local", "daemon", "auto":
+		return true
+	}
+	return false
+}
+
+// fromNixDB reads the closure of roots from Nix's database: no process,
+// only the rows of the closure. Any failure (no database, no access, a
+// root Nix does not know, a write in progress, a row it does not
+// understand) is the caller's cue to ask Nix, which says what is wrong in
+// its own words.
+func fromNixDB(storeDir string, env []string, roots []nixstore.StorePath) ([]nixstore.PathInfo, error) {
+	db, err := nixdb.Open(nixdb.Path(env))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Closure(storeDir, roots)
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -347,4 +349,59 @@ func TestPushS3Faults(t *testing.T) {
 		t.Errorf("%d narinfos, want %d", got, len(store.Infos))
 	}
 	t.Logf("%d retries by the decorator", retries)
+}
+
+// TestLoadClosureFromDatabase: the local store's closures are read from
+// Nix's database, with no `nix` process (PATH without it), and equal what
+// `nix path-info --json --recursive` says, field for field; a store Nix
+// would reach elsewhere (NIX_REMOTE) is asked of Nix.
+func TestLoadClosureFromDatabase(t *testing.T) {
+	n, top, _ := realClosure(t)
+	ctx := context.Background()
+	want, err := nixstore.Nix{Env: n.Env}.PathInfo(ctx, true, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	got, err := LoadClosure(ctx, Source{Nix: nixstore.Nix{Env: n.Env}}, []string{top})
+	if err != nil {
+		t.Fatalf("without nix on PATH: %v", err)
+	}
+	sortInfos := func(infos []nixstore.PathInfo) {
+		slices.SortFunc(infos, func(a, b nixstore.PathInfo) int { return strings.Compare(a.Path.String(), b.Path.String()) })
+		for i := range infos { // none is none, nil or empty
+			infos[i].References = slices.Clip(append([]nixstore.StorePath(nil), infos[i].References...))
+			infos[i].Signatures = slices.Clip(append([]string(nil), infos[i].Signatures...))
+		}
+	}
+	sortInfos(got)
+	sortInfos(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("from the database:\n%+v\nfrom nix path-info:\n%+v", got, want)
+	}
+	remote := append(slices.Clone(n.Env), "NIX_REMOTE=ssh://example.invalid")
+	if _, err := LoadClosure(ctx, Source{Nix: nixstore.Nix{Env: remote}}, []string{top}); err == nil {
+		t.Error("with NIX_REMOTE set and no nix on PATH, the closure was read anyway")
+	}
+}
+
+func TestDBMeans(t *testing.T) {
+	out, _ := nixstore.ParseStorePath(nixstore.DefaultStoreDir, "/nix/store/00000000000000000000000000000000-hello-1.0")
+	drv, _ := nixstore.ParseStorePath(nixstore.DefaultStoreDir, "/nix/store/00000000000000000000000000000000-hello-1.0.drv")
+	for _, tc := range []struct {
+		derivation bool
+		roots      []nixstore.StorePath
+		want       bool
+	}{
+		{false, []nixstore.StorePath{out}, true},
+		{false, []nixstore.StorePath{drv}, false},      // a newer Nix reads it as its outputs
+		{true, []nixstore.StorePath{drv}, true},        // --derivation: the .drv itself
+		{true, []nixstore.StorePath{out}, false},       // --derivation: the output's deriver
+		{true, []nixstore.StorePath{drv, out}, false},  // mixed
+		{false, []nixstore.StorePath{out, drv}, false}, // mixed
+	} {
+		if got := dbMeans(tc.derivation, tc.roots); got != tc.want {
+			t.Errorf("dbMeans(%v, %v) = %v, want %v", tc.derivation, tc.roots, got, tc.want)
+		}
+	}
 }

@@ -8,20 +8,19 @@
 // lib; see SplitName). Versions order as builtins.compareVersions
 // (version.CompareNix). Sizes are NAR sizes, as Nix's closureSize.
 //
-// Path information comes from binarycache.LoadClosure: the local store
-// through `nix path-info --json --recursive`, or a closure JSON file.
+// Path information comes from binarycache.LoadClosure: the local store's
+// database (nixdb), `nix path-info --json --recursive`, or a closure JSON
+// file.
 package closure
 
 import (
 	"cmp"
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/releng-project/releng/internal/binarycache"
-	"github.com/releng-project/releng/internal/closure/nixdb"
 	"github.com/releng-project/releng/internal/nixstore"
 	"github.com/releng-project/releng/internal/version"
 )
@@ -56,48 +55,12 @@ func Load(ctx context.Context, src binarycache.Source, args []string) ([]nixstor
 	if drvs > 0 && drvs < len(roots) {
 		return nil, nil, ErrMixedDerivations
 	}
-	if src.ClosureFile == "" && storeDir == nixstore.DefaultStoreDir && localDB(src.Nix.Env) {
-		if infos, err := fromNixDB(storeDir, roots); err == nil {
-			return infos, roots, nil
-		}
-	}
 	src.Nix.Derivation = drvs > 0
 	infos, err := binarycache.LoadClosure(ctx, src, paths)
 	if err != nil {
 		return nil, nil, err
 	}
 	return infos, roots, nil
-}
-
-// localDB says whether Nix's database can be read directly rather than
-// through `nix path-info`: the store is the local one (NIX_REMOTE unset,
-// local, daemon or auto, in the environment or in env, which Nix would
-// be run with).
-func localDB(env []string) bool {
-	remote := os.Getenv("NIX_REMOTE")
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "NIX_REMOTE="); ok {
-			remote = v
-		}
-	}
-	switch remote {
-	case "", "local", "daemon", "auto":
-		return true
-	}
-	return false
-}
-
-// fromNixDB reads the closure of roots from Nix's database (nixdb): no
-// process, only the rows of the closure. Any failure (no database, no
-// access, a root Nix does not know, a write in progress) is the caller's
-// cue to ask Nix, which says what is wrong in its own words.
-func fromNixDB(storeDir string, roots []nixstore.StorePath) ([]nixstore.PathInfo, error) {
-	db, err := nixdb.Open(nixdb.DefaultPath())
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	return db.Closure(storeDir, roots)
 }
 
 // Path is one store path of a closure.

@@ -16,15 +16,20 @@ import (
 	"github.com/releng-project/releng/internal/testenv"
 )
 
-// key is what a path information is compared by: path, NAR size and
-// references.
+// key is what a path information is compared by: all of it (path, NAR
+// hash and size, references, deriver, signatures, content address).
 func key(pi nixstore.PathInfo) string {
 	var refs []string
 	for _, r := range pi.References {
 		refs = append(refs, r.String())
 	}
 	slices.Sort(refs)
-	return fmt.Sprintf("%s %d %s", pi.Path, pi.NarSize, strings.Join(refs, ","))
+	sigs := slices.Sorted(slices.Values(pi.Signatures))
+	var deriver string
+	if pi.Deriver.Name != "" {
+		deriver = pi.Deriver.String()
+	}
+	return fmt.Sprintf("%s %s %d %s deriver=%s sigs=%s ca=%s", pi.Path, pi.NarHash, pi.NarSize, strings.Join(refs, ","), deriver, strings.Join(sigs, " "), pi.CA)
 }
 
 func keys(infos []nixstore.PathInfo) []string {
@@ -53,7 +58,7 @@ func TestAgainstNixPathInfo(t *testing.T) {
 	if err != nil {
 		t.Skipf("nix path-info --all: %v", err)
 	}
-	db, err := Open(DefaultPath())
+	db, err := Open(Path(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func firstDiff(a, b []string) string {
 func TestWriteAheadLog(t *testing.T) {
 	python := testenv.LookPath(t, "python3", "apt-get install -y python3")
 	dir := t.TempDir()
-	data, err := os.ReadFile(DefaultPath())
+	data, err := os.ReadFile(Path(nil))
 	if err != nil {
 		testenv.Missing(t, "the Nix database", err.Error())
 	}
@@ -120,7 +125,7 @@ c.execute("pragma journal_mode=wal")
 c.execute("pragma wal_autocheckpoint=0")
 ref = c.execute("select id, path from ValidPaths order by id limit 1").fetchone()
 c.execute("begin")
-c.execute("insert into ValidPaths (path, hash, registrationTime, narSize) values (?, 'sha256:00', 1, 4242)", (sys.argv[2],))
+c.execute("insert into ValidPaths (path, hash, registrationTime, narSize) values (?, 'sha256:abababababababababababababababababababababababababababababababab', 1, 4242)", (sys.argv[2],))
 new = c.execute("select id from ValidPaths where path = ?", (sys.argv[2],)).fetchone()[0]
 c.execute("insert into Refs (referrer, reference) values (?, ?)", (new, ref[0]))
 c.execute("commit")
@@ -157,7 +162,7 @@ sys.stdin.read()
 
 // Malformed databases are errors, never a panic or a hang.
 func TestMalformed(t *testing.T) {
-	data, err := os.ReadFile(DefaultPath())
+	data, err := os.ReadFile(Path(nil))
 	if err != nil {
 		testenv.Missing(t, "the Nix database", err.Error())
 	}
