@@ -27,6 +27,9 @@ import (
 	_ "github.com/DataDog/zstd" // the libzstd the declarations above link to
 )
 
+// ZstdEncoder names the encoder NARs are compressed with in this build.
+const ZstdEncoder = "libzstd 1.5.7"
+
 // ZSTD_cParameter values (zstd.h).
 const (
 	zstdCompressionLevel = 100

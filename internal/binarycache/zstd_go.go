@@ -4,6 +4,9 @@ package binarycache
 
 import "github.com/klauspost/compress/zstd"
 
+// ZstdEncoder names the encoder NARs are compressed with in this build.
+const ZstdEncoder = "klauspost/compress (pure Go)"
+
 // frameEncoder compresses whole frames with klauspost/compress (builds
 // without cgo, or with -tags gozstd); one per worker.
 type frameEncoder struct{ enc *zstd.Encoder }

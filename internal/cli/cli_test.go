@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/releng-project/releng/internal/binarycache"
 	"github.com/releng-project/releng/internal/credentials"
 	"github.com/releng-project/releng/internal/testenv"
 )
@@ -192,4 +193,13 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestVersion: --version names the zstd encoder NARs are compressed with,
+// since their bytes depend on it (libzstd with cgo, klauspost without).
+func TestVersion(t *testing.T) {
+	out, _, code := run(t, "--version")
+	if code != 0 || out != "releng version test (NARs: zstd by "+binarycache.ZstdEncoder+")\n" {
+		t.Fatalf("exit %d, %q", code, out)
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/releng-project/releng/internal/binarycache"
+
 	"github.com/spf13/cobra"
 
 	"github.com/releng-project/releng/internal/config"
@@ -161,6 +163,8 @@ EXIT STATUS
 			return nil
 		},
 	}
+	// NAR bytes depend on the zstd encoder the binary was built with.
+	root.SetVersionTemplate("releng version {{.Version}} (NARs: zstd by " + binarycache.ZstdEncoder + ")\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see `%s --help`)", err, c.CommandPath())
 	})
