@@ -15,10 +15,18 @@ const CosignVersion = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
 // or skips t (fails it under RELENG_REQUIRE_INTEGRATION=1).
 func Cosign(t testing.TB) string {
 	t.Helper()
-	if p := goBinary("cosign"); p != "" {
+	return installedTool(t, "cosign", "go install "+CosignVersion+" (scripts/install-deps.sh)")
+}
+
+// installedTool returns the path of a program scripts/install-deps.sh
+// builds — on PATH or in Go's bin directory — or skips t (fails it under
+// RELENG_REQUIRE_INTEGRATION=1) saying how to install it.
+func installedTool(t testing.TB, name, install string) string {
+	t.Helper()
+	if p := goBinary(name); p != "" {
 		return p
 	}
-	Missing(t, "cosign", "go install "+CosignVersion+" (scripts/install-deps.sh)")
+	Missing(t, name, install)
 	return ""
 }
 

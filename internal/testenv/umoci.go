@@ -13,9 +13,5 @@ const UmociZstdVersion = "github.com/opencontainers/umoci@v0.6.0"
 // directory — or skips t (fails it under RELENG_REQUIRE_INTEGRATION=1).
 func UmociZstd(t testing.TB) string {
 	t.Helper()
-	if p := goBinary("umoci-0.6.0"); p != "" {
-		return p
-	}
-	Missing(t, "umoci-0.6.0", "scripts/install-deps.sh (builds "+UmociZstdVersion+")")
-	return ""
+	return installedTool(t, "umoci-0.6.0", "scripts/install-deps.sh (builds "+UmociZstdVersion+")")
 }
