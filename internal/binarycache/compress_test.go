@@ -96,3 +96,32 @@ func TestFrameWriterAbort(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFrameEncoderExtremes: the build's encoder (libzstd or klauspost)
+// writes a frame for no input, for a whole frame of random bytes (the
+// largest output: it must fit outCap) and for a frame of zeros, each
+// decoding to its input.
+func TestFrameEncoderExtremes(t *testing.T) {
+	enc, err := newFrameEncoder(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.close()
+	random := make([]byte, FrameSize)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	for name, in := range map[string][]byte{"empty": {}, "random": random, "zeros": make([]byte, FrameSize)} {
+		out, err := enc.encode(make([]byte, 0, outCap), in)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(out) == 0 || len(out) > outCap {
+			t.Fatalf("%s: %d bytes of frame", name, len(out))
+		}
+		if got := decodeBody(t, "zstd", out); !bytes.Equal(got, in) {
+			t.Fatalf("%s: the frame decodes to %d bytes, not the %d of its input", name, len(got), len(in))
+		}
+	}
+}
