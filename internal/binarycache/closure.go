@@ -58,8 +58,8 @@ func LoadClosure(ctx context.Context, src Source, roots []string) ([]nixstore.Pa
 	if len(paths) == 0 {
 		return nil, errors.New("no store paths given")
 	}
-	if storeDir == nixstore.DefaultStoreDir && src.Nix.Store == "" && localDB(src.Nix.Env) && dbMeans(src.Nix.Derivation, paths) {
-		if infos, err := fromNixDB(storeDir, src.Nix.Env, paths); err == nil {
+	if storeDir == nixstore.DefaultStoreDir && src.Nix.Store == "" && localDB(src.Nix) && dbMeans(src.Nix.Derivation, paths) {
+		if infos, err := fromNixDB(storeDir, src.Nix, paths); err == nil {
 			return infos, nil
 		}
 	}
@@ -159,17 +159,10 @@ func dbMeans(derivation bool, roots []nixstore.StorePath) bool {
 }
 
 // localDB says whether Nix's database can be read directly rather than
-// through `nix path-info`: the store is the local one (NIX_REMOTE unset,
-// local, daemon or auto, in the environment or in env, which Nix would
-// be run with).
-func localDB(env []string) bool {
-	remote := os.Getenv("NIX_REMOTE")
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "NIX_REMOTE="); ok {
-			remote = v
-		}
-	}
-	switch remote {
+// through `nix path-info`: the store n reaches is the local one
+// (NIX_REMOTE unset, local, daemon or auto).
+func localDB(n nixstore.Nix) bool {
+	switch n.Getenv("NIX_REMOTE") {
 	case "", "local", "daemon", "auto":
 		return true
 	}
@@ -181,8 +174,8 @@ func localDB(env []string) bool {
 // root Nix does not know, a write in progress, a row it does not
 // understand) is the caller's cue to ask Nix, which says what is wrong in
 // its own words.
-func fromNixDB(storeDir string, env []string, roots []nixstore.StorePath) ([]nixstore.PathInfo, error) {
-	db, err := nixdb.Open(nixdb.Path(env))
+func fromNixDB(storeDir string, n nixstore.Nix, roots []nixstore.StorePath) ([]nixstore.PathInfo, error) {
+	db, err := nixdb.Open(nixdb.Path(n.Getenv("NIX_STATE_DIR")))
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,18 @@ type Nix struct {
 	Derivation bool
 }
 
+// Getenv is the value key has for the commands n runs: Env's last
+// KEY=VALUE for it over the process's environment, as exec sees them.
+func (n Nix) Getenv(key string) string {
+	v := os.Getenv(key)
+	for _, kv := range n.Env {
+		if rest, ok := strings.CutPrefix(kv, key+"="); ok {
+			v = rest
+		}
+	}
+	return v
+}
+
 // PathInfo runs `nix path-info --json` on paths (with --recursive, their
 // closures) and parses what it prints. No shell is involved.
 func (n Nix) PathInfo(ctx context.Context, recursive bool, paths ...string) ([]PathInfo, error) {

@@ -31,20 +31,13 @@ import (
 // ErrNotValid is Closure's error for a root the database does not hold.
 var ErrNotValid = errors.New("is not a valid path in the Nix database")
 
-// Path is where Nix keeps its database, NIX_STATE_DIR honoured: env's
-// (KEY=VALUE, as Nix would be run with them, the last one winning) over
-// the process's.
-func Path(env []string) string {
-	state := os.Getenv("NIX_STATE_DIR")
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "NIX_STATE_DIR="); ok {
-			state = v
-		}
+// Path is where Nix keeps its database under stateDir (NIX_STATE_DIR;
+// /nix/var/nix when empty).
+func Path(stateDir string) string {
+	if stateDir == "" {
+		stateDir = "/nix/var/nix"
 	}
-	if state == "" {
-		state = "/nix/var/nix"
-	}
-	return filepath.Join(state, "db", "db.sqlite")
+	return filepath.Join(stateDir, "db", "db.sqlite")
 }
 
 // DB is an open Nix database; not safe for concurrent use.

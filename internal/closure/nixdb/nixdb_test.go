@@ -58,7 +58,7 @@ func TestAgainstNixPathInfo(t *testing.T) {
 	if err != nil {
 		t.Skipf("nix path-info --all: %v", err)
 	}
-	db, err := Open(Path(nil))
+	db, err := Open(Path(os.Getenv("NIX_STATE_DIR")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func firstDiff(a, b []string) string {
 func TestWriteAheadLog(t *testing.T) {
 	python := testenv.LookPath(t, "python3", "apt-get install -y python3")
 	dir := t.TempDir()
-	data, err := os.ReadFile(Path(nil))
+	data, err := os.ReadFile(Path(os.Getenv("NIX_STATE_DIR")))
 	if err != nil {
 		testenv.Missing(t, "the Nix database", err.Error())
 	}
@@ -162,7 +162,7 @@ sys.stdin.read()
 
 // Malformed databases are errors, never a panic or a hang.
 func TestMalformed(t *testing.T) {
-	data, err := os.ReadFile(Path(nil))
+	data, err := os.ReadFile(Path(os.Getenv("NIX_STATE_DIR")))
 	if err != nil {
 		testenv.Missing(t, "the Nix database", err.Error())
 	}
