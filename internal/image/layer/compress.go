@@ -83,7 +83,7 @@ func NewCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 // cpu limits the compression work of every writer of the process together.
 var cpu = make(chan struct{}, runtime.GOMAXPROCS(0))
 
-// pool keeps encoders (large tables) for reuse. A channel, not a
+// pool keeps encoders (large tables) and blocks for reuse. A channel, not a
 // sync.Pool: a garbage collection must not empty it, or every collection
 // would allocate new encoders and cause the next one.
 type pool[T any] struct {
