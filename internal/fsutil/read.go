@@ -27,7 +27,7 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s: not a regular file (%s); releng reads only regular files here", e.Path, describeMode(e.Mode))
+	return fmt.Sprintf("%s: not a regular file (%s); releng reads only regular files here", e.Path, DescribeMode(e.Mode))
 }
 
 // EscapeError says a path inside the project leads outside it through a
@@ -178,7 +178,9 @@ func ReadAllLimited(r io.Reader, what string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-func describeMode(m fs.FileMode) string {
+// DescribeMode names the type of a file for an error message: "a
+// directory", "a named pipe", "a symbolic link", ….
+func DescribeMode(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/releng-project/releng/internal/fsutil"
 )
 
 // Type is the type of a node in a NAR.
@@ -276,7 +278,7 @@ func (d *dumper) node(path string, typ fs.FileMode, depth int) (*Node, error) {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("nar: refusing to serialise %s: unsupported file type (%s)", path, describeType(typ))
+		return nil, fmt.Errorf("nar: refusing to serialise %s: unsupported file type (%s)", path, fsutil.DescribeMode(typ))
 	}
 	d.str(")")
 	if d.err != nil {
@@ -407,17 +409,3 @@ func OpenFile(path string) (*File, error) { return openRegular(path) }
 // ReadDir returns the entries of the directory at path, in no particular
 // order, with their types (from getdents on Linux: no lstat per entry).
 func ReadDir(path string) ([]DirEntry, error) { return readDir(path) }
-
-func describeType(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	}
-	return "irregular file"
-}

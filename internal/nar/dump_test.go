@@ -231,17 +231,17 @@ func TestDumpRefuses(t *testing.T) {
 			p := filepath.Join(dir, "fifo")
 			mkfifo(t, p)
 			return p
-		}, "unsupported file type (named pipe)"},
+		}, "unsupported file type (a named pipe)"},
 		{"socket", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "sock")
 			mksocket(t, p)
 			return p
-		}, "unsupported file type (socket)"},
+		}, "unsupported file type (a socket)"},
 		{"device", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "null")
 			mkdevice(t, p)
 			return p
-		}, "unsupported file type (character device)"},
+		}, "unsupported file type (a character device)"},
 		{"case hack", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "x~nix~case~hack~1")
 			if err := os.WriteFile(p, nil, 0o644); err != nil {

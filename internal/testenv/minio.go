@@ -2,9 +2,13 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,6 +29,9 @@ type MinIO struct {
 	Dir       string
 	// Process is the server's process (to pause it with SIGSTOP).
 	Process *os.Process
+	// RootCAs trusts the server's certificate when it serves HTTPS
+	// (StartMinIOTLS); nil for plain HTTP.
+	RootCAs *x509.CertPool
 }
 
 func minioBinary() string { return goBinary("minio") }
@@ -32,6 +39,18 @@ func minioBinary() string { return goBinary("minio") }
 // StartMinIO starts a MinIO server on a random port with its data in a temp
 // dir, stopped when t ends.
 func StartMinIO(t testing.TB) *MinIO {
+	t.Helper()
+	return startMinIO(t, nil)
+}
+
+// StartMinIOTLS starts a MinIO server as StartMinIO does, serving HTTPS
+// with a certificate for 127.0.0.1 made for this test; m.RootCAs trusts it.
+func StartMinIOTLS(t testing.TB) *MinIO {
+	t.Helper()
+	return startMinIO(t, selfSignedCert(t))
+}
+
+func startMinIO(t testing.TB, cert *testCert) *MinIO {
 	t.Helper()
 	bin := minioBinary()
 	if bin == "" {
@@ -44,7 +63,21 @@ func StartMinIO(t testing.TB) *MinIO {
 		Dir:       t.TempDir(),
 	}
 	console := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cmd := exec.Command(bin, "server", m.Dir, "--address", m.Endpoint, "--console-address", console, "--quiet")
+	args := []string{"server", m.Dir, "--address", m.Endpoint, "--console-address", console, "--quiet"}
+	client := &http.Client{Timeout: time.Second}
+	if cert != nil {
+		// MinIO reads public.crt and private.key from --certs-dir.
+		dir := t.TempDir()
+		for name, data := range map[string][]byte{"public.crt": cert.certPEM, "private.key": cert.keyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = append(args, "--certs-dir", dir)
+		m.RootCAs = cert.pool
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.pool}}
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+m.AccessKey,
 		"MINIO_ROOT_PASSWORD="+m.SecretKey,
@@ -53,25 +86,42 @@ func StartMinIO(t testing.TB) *MinIO {
 	)
 	log := startProcess(t, cmd, "minio")
 	m.Process = cmd.Process
-	waitHTTP(t, "http://"+m.Endpoint+"/minio/health/live", 200, 30*time.Second, log)
+	waitHTTPWith(t, client, m.URL()+"/minio/health/live", 200, 30*time.Second, log)
 	return m
 }
 
 // URL is the server's base URL.
-func (m *MinIO) URL() string { return "http://" + m.Endpoint }
+func (m *MinIO) URL() string {
+	if m.RootCAs != nil {
+		return "https://" + m.Endpoint
+	}
+	return "http://" + m.Endpoint
+}
 
 // Client returns a minio-go client with the root credentials.
 func (m *MinIO) Client(t testing.TB) *minio.Client {
 	t.Helper()
 	c, err := minio.New(m.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
-		Secure: false,
-		Region: "us-east-1",
+		Creds:     credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
+		Secure:    m.RootCAs != nil,
+		Transport: m.Transport(),
+		Region:    "us-east-1",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Transport is an HTTP transport that trusts the server's certificate
+// (http.DefaultTransport for plain HTTP).
+func (m *MinIO) Transport() http.RoundTripper {
+	if m.RootCAs == nil {
+		return http.DefaultTransport
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: m.RootCAs}
+	return t
 }
 
 // MakeBucket creates a bucket; with public it is readable (and listable)

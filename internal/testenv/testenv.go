@@ -78,8 +78,14 @@ func startProcess(t testing.TB, cmd *exec.Cmd, name string) string {
 // waitHTTP polls url until it answers with want, or fails t after timeout.
 func waitHTTP(t testing.TB, url string, want int, timeout time.Duration, logPath string) {
 	t.Helper()
+	waitHTTPWith(t, &http.Client{Timeout: time.Second}, url, want, timeout, logPath)
+}
+
+// waitHTTPWith is waitHTTP with the client's transport (e.g. one that
+// trusts a test certificate).
+func waitHTTPWith(t testing.TB, client *http.Client, url string, want int, timeout time.Duration, logPath string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
 	for {
 		resp, err := client.Get(url)
 		if err == nil {

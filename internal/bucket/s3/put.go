@@ -102,6 +102,19 @@ func (b *Bucket) put(ctx context.Context, key string, body io.Reader, size int64
 	return b.putMultipart(ctx, key, br, more, first, size, partSize, opts)
 }
 
+// payloadHash is the x-amz-content-sha256 of a part: its SHA-256 over
+// plain HTTP, where nothing else protects the body on the wire, and ""
+// (UNSIGNED-PAYLOAD) over TLS, which does, as AWS's SDKs and minio-go do.
+// Over TLS each part's bytes are then hashed once (for the object's
+// SHA-256) instead of twice. A single PUT always signs its payload: the
+// object's SHA-256 is computed anyway.
+func (b *Bucket) payloadHash(buf *partBuf) string {
+	if b.secure {
+		return ""
+	}
+	return buf.sha256Hex()
+}
+
 // putSingle sends buf in one PUT.
 func (b *Bucket) putSingle(ctx context.Context, key string, buf *partBuf, opts bucket.PutOptions) (bucket.ObjectInfo, error) {
 	sum := buf.sha256Hex()
@@ -289,7 +302,7 @@ func (u *uploader) submit(num int, buf *partBuf) bool {
 	u.wg.Go(func() {
 		defer func() { <-u.sem }()
 		defer buf.release()
-		sum := buf.sha256Hex()
+		sum := u.b.payloadHash(buf)
 		var op minio.ObjectPart
 		err := u.b.retry(u.ctx, func(ctx context.Context) (err error) {
 			op, err = u.b.core.PutObjectPart(ctx, u.b.cfg.Bucket, u.objKey, u.id, num, buf.reader(), buf.n,

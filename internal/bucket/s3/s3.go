@@ -1,9 +1,12 @@
 // Package s3 is a bucket.Bucket on an S3-compatible server — AWS, MinIO,
 // Garage, Cloudflare R2 — through minio-go.
 //
-// Requests are plain SigV4 with the payload's SHA-256 in
+// Requests are plain SigV4. Over plain HTTP the payload's SHA-256 is in
 // x-amz-content-sha256: releng buffers each part (at most PartConcurrency+1
 // parts of PartSize per upload in memory) and hashes it before sending.
+// Over TLS the parts of a multipart upload are sent as UNSIGNED-PAYLOAD,
+// as every AWS SDK does (TLS protects them on the wire), which saves
+// hashing each byte twice; a single PUT signs its hash there too.
 // It never sends request-checksum trailers, x-amz-checksum-* headers,
 // aws-chunked bodies or STREAMING-* payload signatures, which Garage,
 // older MinIO and R2 reject: minio-go's TrailingHeaders stays off and
@@ -122,6 +125,7 @@ type Bucket struct {
 	prefix string // cfg.Prefix + "/", or ""
 	url    string
 	host   string // the endpoint's host[:port]
+	secure bool   // TLS
 }
 
 var _ bucket.Bucket = (*Bucket)(nil)
@@ -227,7 +231,7 @@ func New(cfg Config) (*Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %v", host, err)
 	}
-	b := &Bucket{cfg: cfg, client: client, core: minio.Core{Client: client}, url: cfg.URL(), host: host}
+	b := &Bucket{cfg: cfg, client: client, core: minio.Core{Client: client}, url: cfg.URL(), host: host, secure: secure}
 	if cfg.Prefix != "" {
 		b.prefix = cfg.Prefix + "/"
 	}
