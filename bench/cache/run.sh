@@ -8,7 +8,9 @@
 #   (d) peak RSS of releng on both closures (/usr/bin/time)
 #   (e) the same as (a) with releng built with -tags gozstd (the pure-Go
 #       klauspost/compress encoder, what a build without cgo uses, instead
-#       of the default libzstd): CPU and bytes
+#       of the default libzstd): CPU and bytes; and the two encoders alone
+#       on one core (BenchmarkEncoders in internal/binarycache), the
+#       measure of the rule that made libzstd the default
 # on two closures added with nix-store --add (closures.sh): small (Go
 # toolchain + 50 doc dirs, 52 paths) and big (Go + JVM + x86_64-linux-gnu
 # libraries + 150 doc dirs, 154 paths). Every tool signs with the same key.
@@ -73,6 +75,7 @@ mkbucket() { # NAME [public-write]
 # measure NAME CMD… runs CMD (output to log/NAME.log) and appends
 # "NAME SECONDS MAXRSS_KB USER SYS" to $work/times.
 : > "$work/times"
+: > "$work/encoders"
 measure() {
   local name=$1; shift
   sync # nobody pays for the previous command's dirty pages
@@ -118,8 +121,19 @@ for c in "${closures[@]}"; do
   done
 done
 
+# (e) the encoders alone, one core, on each closure's NARs in memory:
+# libzstd as the default build has it against klauspost (BenchmarkEncoders).
+for c in "${closures[@]}"; do
+  root=$("$repo/bench/cache/closures.sh" "$c" 2>>"$work/log/closure-$c.log")
+  echo "closure $c: encoders alone (BenchmarkEncoders)" >&2
+  (cd "$repo" && RELENG_BENCH_ROOT=$root go test ./internal/binarycache -run '^$' -bench 'Encoders/(default|klauspost)' -benchtime 3x -count 1) > "$work/log/$c-encoders.log" 2>&1 || {
+    echo "run.sh: BenchmarkEncoders failed (see $work/log/$c-encoders.log)" >&2; exit 1; }
+  # "BenchmarkEncoders/default-2  3  NS ns/op  MB/s MB/s  BYTES bytes" → "c-enc-default MB/s BYTES"
+  awk -v c="$c" '/^BenchmarkEncoders\// { split($1, n, "/"); sub(/-[0-9]+$/, "", n[2]); print c "-enc-" n[2], $5, $7 }' "$work/log/$c-encoders.log" >> "$work/encoders"
+done
+
 echo "load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$work/times"
-python3 - "$work/times" "$runs" <<'EOF' | tee "$work/results.md"
+python3 - "$work/times" "$runs" "$work/encoders" <<'EOF' | tee "$work/results.md"
 import statistics, sys
 from collections import defaultdict
 t, rss, cpu, info, load = defaultdict(list), defaultdict(list), defaultdict(list), {}, []
@@ -132,6 +146,7 @@ for line in open(sys.argv[1]):
         info[f[0]] = f
         continue
     t[f[0]].append(float(f[1])); rss[f[0]].append(int(f[2])); cpu[f[0]].append(float(f[3]) + float(f[4]))
+enc = {f[0]: (float(f[1]), float(f[2])) for f in (l.split() for l in open(sys.argv[3])) if f}
 best = lambda k: min(t[k])
 cpus = lambda k: statistics.median(cpu[k])
 print(f"Best of {sys.argv[2]} runs, wall seconds; ratio = releng / baseline; CPU = user+sys seconds (median).")
@@ -161,7 +176,10 @@ for c in ("small", "big"):
     if c + "-gozstd-file" in t:
         kz, cz = cpus(c + "-gozstd-file"), cpus(c + "-releng-file")
         b_k = min(t[c + "-bytes-gozstd"])
-        print(f"| {label} | (e) default (libzstd) vs -tags gozstd (klauspost, pure Go): CPU-s of (a) | {cz:.2f} | {kz:.2f} ({kz/gb:.2f}/GB, {b_k/1e6:.1f} MB = {b_k/b_nix:.3f}× Nix's) | {cz/kz:.2f} | ≤ 0.75 to be the default |")
+        print(f"| {label} | (e) the whole (a) push: default (libzstd) vs -tags gozstd (klauspost, pure Go), CPU-s | {cz:.2f} | {kz:.2f} ({kz/gb:.2f}/GB, {b_k/1e6:.1f} MB = {b_k/b_nix:.3f}× Nix's) | {cz/kz:.2f} | |")
+    if c + "-enc-default" in enc and c + "-enc-klauspost-SpeedDefault" in enc:
+        (d_mbs, d_b), (k_mbs, k_b) = enc[c + "-enc-default"], enc[c + "-enc-klauspost-SpeedDefault"]
+        print(f"| {label} | (e) the encoders alone, one core, frames of 8 MiB (BenchmarkEncoders): libzstd (default) vs klauspost, CPU-s per GB of NAR | {1000/d_mbs:.2f} ({d_b/b_nix:.3f}× Nix's bytes) | {1000/k_mbs:.2f} ({k_b/b_nix:.3f}×) | {k_mbs/d_mbs:.2f} | ≤ 0.75 and ≤ 1.02× to be the default |")
 if "small-nix-file" in t and "big-nix-file" in t:
     ps = max(rss["small-releng-file"] + rss["small-releng-s3"]); pb = max(rss["big-releng-file"] + rss["big-releng-s3"])
     print(f"| both | (d) peak RSS big / small | {pb/1024:.0f} MiB | {ps/1024:.0f} MiB | {pb/ps:.2f} | ≤ 1.5 |")
