@@ -64,7 +64,6 @@ func startMinIO(t testing.TB, cert *testCert) *MinIO {
 	}
 	console := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	args := []string{"server", m.Dir, "--address", m.Endpoint, "--console-address", console, "--quiet"}
-	client := &http.Client{Timeout: time.Second}
 	if cert != nil {
 		// MinIO reads public.crt and private.key from --certs-dir.
 		dir := t.TempDir()
@@ -75,7 +74,6 @@ func startMinIO(t testing.TB, cert *testCert) *MinIO {
 		}
 		args = append(args, "--certs-dir", dir)
 		m.RootCAs = cert.pool
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.pool}}
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(),
@@ -86,7 +84,7 @@ func startMinIO(t testing.TB, cert *testCert) *MinIO {
 	)
 	log := startProcess(t, cmd, "minio")
 	m.Process = cmd.Process
-	waitHTTPWith(t, client, m.URL()+"/minio/health/live", 200, 30*time.Second, log)
+	waitHTTPWith(t, &http.Client{Timeout: time.Second, Transport: m.Transport()}, m.URL()+"/minio/health/live", 200, 30*time.Second, log)
 	return m
 }
 
